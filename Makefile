@@ -1,0 +1,57 @@
+# eks-proxy: every entry point a contributor or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+PYTEST_ARGS ?=
+
+.PHONY: help install test unit integration lint format demo bench validate build clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## create .venv with the package, the eks-proxy CLI and the dev tools
+
+$(SAM): 
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli
+
+test: $(STAMP) $(SAM) ## run the whole suite (unit, CLI, moto server, node simulation, template)
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP) ## fast tests only (no namespaces, no SAM)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff + mypy --strict on the package
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+demo: $(STAMP) ## the whole product on an embedded default, against a local moto server
+	$(PY) -m eks_proxy.demo
+
+bench: $(STAMP) ## print the figures the issues ask for
+	$(PY) bench/run.py
+
+validate: $(SAM) ## sam validate --lint (offline)
+	$(SAM) validate --lint
+
+build: $(SAM) ## sam build without Docker and without python3.13
+	$(SAM) build
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
