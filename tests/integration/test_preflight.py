@@ -1,0 +1,291 @@
+"""Preflight against a REAL proxy (tinyproxy) and a REAL TLS registry (docker-registry) on loopback.
+
+Every failure the issue lists is produced by the real thing, not a mock: a closed port, tinyproxy's own 403 for a
+CONNECT port it does not allow, a certificate for another host or from an untrusted CA, and a peer that accepts a
+connection and then never answers.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eks_proxy.preflight import preflight, probe_registry
+from eks_proxy.proxy_value import parse_proxy_value
+
+from tests.conftest import free_port, require_tool
+from tests.integration.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
+from tests.integration.nodesim.services import (
+    ProxyService,
+    RegistryService,
+    start_registry,
+    start_tinyproxy,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: CertificateAuthority
+    other_ca: CertificateAuthority
+    good: ServerCert  # localhost, 127.0.0.1
+    wrong_host: ServerCert  # registry.other.test only
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    require_tool("openssl")
+    base = tmp_path_factory.mktemp("pki")
+    ca = make_ca(base / "ca")
+    other_ca = make_ca(base / "other-ca", name="some other CA")
+    return Pki(
+        ca=ca,
+        other_ca=other_ca,
+        good=issue_cert(ca, base / "good", ["localhost", "127.0.0.1"]),
+        wrong_host=issue_cert(ca, base / "wrong", ["registry.other.test"]),
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryService]:
+    require_tool("docker-registry")
+    handle = _registry(tmp_path_factory.mktemp("registry"), pki.good)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(registry: RegistryService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyService]:
+    """tinyproxy allowing CONNECT to any port (each test brings its own far end)."""
+    require_tool("tinyproxy")
+    handle = start_tinyproxy(workdir=tmp_path_factory.mktemp("tinyproxy"), connect_ports=())
+    yield handle
+    handle.stop()
+
+
+def _registry(directory: Path, cert: ServerCert) -> RegistryService:
+    return start_registry(
+        "127.0.0.1", cert=cert.cert, key=cert.key, storage=directory / "storage", server_name="localhost",
+        workdir=directory,
+    )  # fmt: skip
+
+
+def test_ok_through_tinyproxy_to_tls_registry(proxy: ProxyService, registry: RegistryService, pki: Pki) -> None:
+    config = parse_proxy_value(f"http://127.0.0.1:{proxy.port}")
+
+    result = preflight(config, f"localhost:{registry.port}", cafile=str(pki.ca.cert))
+
+    assert result.result == "ok", result.detail
+    assert result.ok
+    assert result.status == 200  # docker-registry without auth answers /v2/ with 200
+    assert "Docker-Distribution-API-Version: registry/2.0" in result.detail
+    assert set(result.latency_ms) == {"tcp", "connect", "tls", "get", "total"}
+    out = result.as_output()
+    assert out["ok"] is True and out["result"] == "ok"
+
+
+def test_proxy_down_is_unreachable(registry: RegistryService, pki: Pki) -> None:
+    closed = free_port()  # bound then released: nothing listens there
+
+    result = probe_registry(f"http://127.0.0.1:{closed}", f"localhost:{registry.port}", cafile=str(pki.ca.cert))
+
+    assert result.result == "proxy_unreachable"
+    assert "connection refused" in result.detail
+    assert not result.ok
+    assert "tcp" not in result.latency_ms
+
+
+def test_proxy_refusing_connect_reports_status(registry: RegistryService, pki: Pki, tmp_path: Path) -> None:
+    require_tool("tinyproxy")
+    strict = start_tinyproxy(workdir=tmp_path, connect_ports=[443])  # the registry's port is not allowed
+    try:
+        result = probe_registry(
+            f"http://127.0.0.1:{strict.port}", f"localhost:{registry.port}", cafile=str(pki.ca.cert)
+        )
+    finally:
+        strict.stop()
+
+    assert result.result == "connect_refused"
+    assert result.status == 403
+    assert f"refused CONNECT localhost:{registry.port}: 403" in result.detail
+    assert "tcp" in result.latency_ms and "connect" not in result.latency_ms
+
+
+def test_registry_certificate_from_untrusted_ca(proxy: ProxyService, registry: RegistryService, pki: Pki) -> None:
+    result = probe_registry(
+        f"http://127.0.0.1:{proxy.port}", f"localhost:{registry.port}", cafile=str(pki.other_ca.cert)
+    )
+
+    assert result.result == "tls_failure"
+    assert "certificate not trusted" in result.detail
+    assert "connect" in result.latency_ms  # the proxy did its part
+
+
+def test_registry_certificate_for_another_host(proxy: ProxyService, pki: Pki, tmp_path: Path) -> None:
+    require_tool("docker-registry")
+    impostor = _registry(tmp_path, pki.wrong_host)
+    try:
+        result = probe_registry(f"http://127.0.0.1:{proxy.port}", f"localhost:{impostor.port}", cafile=str(pki.ca.cert))
+    finally:
+        impostor.stop()
+
+    assert result.result == "tls_failure"
+    assert "Hostname mismatch" in result.detail or "hostname" in result.detail.lower()
+
+
+def test_system_bundle_does_not_trust_a_private_registry(proxy: ProxyService, registry: RegistryService) -> None:
+    """Without a CA override the system bundle is used, as in Lambda: a self-made CA is not trusted."""
+    result = probe_registry(f"http://127.0.0.1:{proxy.port}", f"localhost:{registry.port}")
+
+    assert result.result == "tls_failure"
+
+
+class _Silent:
+    """A TCP server that accepts every connection and never says a word (a stuck proxy or registry)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.port = int(self.sock.getsockname()[1])
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for conn in self._held:
+            conn.close()
+        self.sock.close()
+
+
+def test_proxy_that_never_answers_times_out(registry: RegistryService) -> None:
+    silent = _Silent()
+    try:
+        result = probe_registry(f"http://127.0.0.1:{silent.port}", f"localhost:{registry.port}", io_timeout=0.5)
+    finally:
+        silent.stop()
+
+    assert result.result == "timeout"
+    assert "did not answer CONNECT within 0.5s" in result.detail
+    assert "tcp" in result.latency_ms
+
+
+def test_registry_that_never_answers_tls_times_out(proxy: ProxyService, pki: Pki) -> None:
+    silent = _Silent()
+    try:
+        result = probe_registry(
+            f"http://127.0.0.1:{proxy.port}", f"localhost:{silent.port}", io_timeout=0.5, cafile=str(pki.ca.cert)
+        )
+    finally:
+        silent.stop()
+
+    assert result.result == "timeout"
+    assert "TLS handshake" in result.detail
+    assert "connect" in result.latency_ms
+
+
+def test_tls_server_that_is_not_a_registry(proxy: ProxyService, pki: Pki) -> None:
+    """An HTTPS server answering 404 without the registry header: reachable, but no registry."""
+    good = pki.good
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(good.cert), str(good.key))
+    server = socket.create_server(("127.0.0.1", 0))
+    port = int(server.getsockname()[1])
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(4096)
+            tls.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        result = probe_registry(f"http://127.0.0.1:{proxy.port}", f"localhost:{port}", cafile=str(pki.ca.cert))
+    finally:
+        thread.join(5)
+        server.close()
+
+    assert result.result == "registry_not_answering"
+    assert result.status == 404
+    assert "without a Docker-Distribution-API-Version header" in result.detail
+
+
+def test_https_proxy_tls_in_tls(proxy: ProxyService, registry: RegistryService, pki: Pki) -> None:
+    """An https:// proxy: TLS to the proxy first, then TLS with the registry inside that tunnel."""
+    good = pki.good
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(good.cert), str(good.key))
+    front = socket.create_server(("127.0.0.1", 0))
+    front_port = int(front.getsockname()[1])
+
+    def terminate_tls() -> None:
+        # A TLS front for tinyproxy, like stunnel in front of squid: decrypt, forward both ways.
+        conn, _ = front.accept()
+        with (
+            context.wrap_socket(conn, server_side=True) as tls,
+            socket.create_connection(("127.0.0.1", proxy.port)) as upstream,
+        ):
+            tls.settimeout(0.05)
+            upstream.settimeout(0.05)
+            while True:
+                moved = False
+                for src, dst in ((tls, upstream), (upstream, tls)):
+                    try:
+                        data = src.recv(65536)
+                    except (TimeoutError, ssl.SSLWantReadError):
+                        continue
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    dst.sendall(data)
+                    moved = True
+                if not moved:
+                    continue
+
+    thread = threading.Thread(target=terminate_tls, daemon=True)
+    thread.start()
+    try:
+        result = probe_registry(
+            f"https://localhost:{front_port}",
+            f"localhost:{registry.port}",
+            cafile=str(pki.ca.cert),
+            proxy_cafile=str(pki.ca.cert),
+        )
+    finally:
+        thread.join(5)
+        front.close()
+
+    assert result.result == "ok", result.detail
+    assert "proxy_tls" in result.latency_ms
+    assert result.detail.endswith(f"through proxy https://localhost:{front_port}")
+
+
+def test_proxy_that_cannot_reach_the_registry(proxy: ProxyService) -> None:
+    """tinyproxy answers "500 Unable to connect" when the far side is closed: the proxy is up, the registry is not."""
+    closed = free_port()
+
+    result = probe_registry(f"http://127.0.0.1:{proxy.port}", f"localhost:{closed}")
+
+    assert result.result == "registry_not_answering"
+    assert result.status == 500
+    assert f"could not reach localhost:{closed}" in result.detail
