@@ -1,0 +1,54 @@
+"""Amazon Linux 2023: a NodeConfig part plus a boothook for AMIs whose nodeadm predates the environment field.
+
+1. ``application/node.eks.aws`` NodeConfig with ``spec.instance.environment.default`` = HTTP(S)_PROXY/NO_PROXY in
+   upper and lower case. nodeadm (AMIs from release v20251007, fixed in v20251120) writes it as systemd's
+   ``DefaultEnvironment`` for every unit and uses it for its own EC2/EKS calls. It is authoritative on those AMIs.
+   Older nodeadm versions ignore the field (unknown fields are dropped when decoding).
+2. ``text/cloud-boothook`` (boothook.py) writing drop-ins for containerd and kubelet: nodeadm's config step runs
+   before cloud-init's boothooks, but nodeadm-run restarts containerd and kubelet after cloud-final, so they start
+   with the drop-ins. On new AMIs it is redundant but consistent: the values are the same render (a unit's own
+   ``EnvironmentFile=`` wins over ``DefaultEnvironment``, and ours only adds the VPC CIDRs read from IMDS to NO_PROXY).
+
+Our NodeConfig goes first among the parts: nodeadm merges NodeConfig parts in MIME order with later parts winning,
+so a user's own NodeConfig after ours can deliberately override a key, and EKS appends its own part after both.
+"""
+
+from __future__ import annotations
+
+from eks_proxy.render import ProxyEnvironment, RenderedPart, marker_comment
+from eks_proxy.render.boothook import boothook_script
+
+NODECONFIG_CONTENT_TYPE = "application/node.eks.aws"
+UNITS = ("containerd", "kubelet")
+
+
+def nodeconfig(env: ProxyEnvironment, fingerprint: str) -> str:
+    """The NodeConfig document.
+
+    Values are double-quoted (they never contain quotes or backslashes); the lower-case keys are YAML aliases of the
+    upper-case ones (nodeadm's YAML decoder resolves them) to keep the user data small.
+    """
+    same = env.https_proxy == env.http_proxy
+    https, https_alias = ("*p", "*p") if same else (f'&s "{env.https_proxy}"', "*s")
+    return f"""{marker_comment(fingerprint)}
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  instance:
+    environment:
+      default:
+        HTTP_PROXY: &p "{env.http_proxy}"
+        HTTPS_PROXY: {https}
+        NO_PROXY: &n "{env.no_proxy_csv}"
+        http_proxy: *p
+        https_proxy: {https_alias}
+        no_proxy: *n
+"""
+
+
+def render_parts(env: ProxyEnvironment, fingerprint: str) -> list[RenderedPart]:
+    """Our MIME parts for an AL2023 node, in the order they go into the user data."""
+    return [
+        RenderedPart(NODECONFIG_CONTENT_TYPE, nodeconfig(env, fingerprint)),
+        RenderedPart("text/cloud-boothook", boothook_script(env, fingerprint, UNITS)),
+    ]

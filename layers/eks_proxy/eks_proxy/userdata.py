@@ -1,0 +1,280 @@
+"""Node user data: render it fresh, or merge our proxy configuration into what a launch template already has.
+
+Input encodings: ``inject`` and ``find_fingerprint`` take ``bytes`` or ``str``, raw or base64 (as EC2's API returns
+it; line-wrapped base64 is accepted). ``inject`` answers in the same encoding and the same Python type it was given
+(base64 in, base64 out; an empty input counts as raw). When nothing changes, the input object itself comes back.
+
+Amazon Linux (al2023, al2): MIME multipart. Every part that is not ours is kept byte for byte and in order, with
+the document's headers, preamble, epilogue and line endings. Our parts (see render/__init__.py for the marker)
+are replaced in place on refresh (at the position of the first one; any others are dropped, never duplicated)
+and go first when added. A non-MIME user data that cloud-init would recognize by its first line (``#!``,
+``#cloud-config``, ``#cloud-boothook``, ...) or a bare NodeConfig is wrapped, byte for byte, as one part.
+Whitespace-only input counts as empty.
+
+Bottlerocket: TOML, our two keys set in ``[settings.network]``, everything else kept (render/bottlerocket.py).
+
+Refused with :class:`UserDataError`, never guessed: gzip-compressed user data, MIME we cannot split, content we
+cannot recognize, TOML we cannot parse, and any result over EC2's 16,384-byte limit (measured before base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from eks_proxy import mime
+from eks_proxy.no_proxy import NodeContext
+from eks_proxy.node_os import NodeOS
+from eks_proxy.proxy_value import ProxyConfig
+from eks_proxy.render import MARKER_RE, RENDERER_VERSION, RenderedPart, al2, al2023, proxy_environment
+from eks_proxy.render.bottlerocket import BottlerocketError, apply_settings
+
+USER_DATA_LIMIT = 16384
+BOUNDARY = b"//"  # as in the EC2 documentation's MIME examples; short, and user data is size-limited
+
+# First-line prefixes cloud-init recognizes in non-MIME user data (longest first: prefixes overlap).
+_STARTS_WITH: tuple[tuple[bytes, str], ...] = (
+    (b"#cloud-config-archive", "text/cloud-config-archive"),
+    (b"#cloud-config-jsonp", "text/cloud-config-jsonp"),
+    (b"#cloud-config", "text/cloud-config"),
+    (b"#cloud-boothook", "text/cloud-boothook"),
+    (b"#include-once", "text/x-include-once-url"),
+    (b"#include", "text/x-include-url"),
+    (b"#part-handler", "text/part-handler"),
+    (b"#upstart-job", "text/upstart-job"),
+    (b"## template: jinja", "text/jinja2"),
+    (b"#!", "text/x-shellscript"),
+)
+_NODECONFIG = re.compile(rb"^(\s*#[^\n]*\n|\s*\n)*apiVersion:\s*node\.eks\.aws/", re.ASCII)
+_B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+
+
+class UserDataError(ValueError):
+    """User data we cannot merge safely, or a result EC2 would refuse; one line, says why."""
+
+
+@dataclass(frozen=True)
+class InjectResult:
+    """What :func:`inject` produced: the user data (input's encoding and type), our fingerprint, and whether the
+    user data differs from the input."""
+
+    user_data: bytes | str
+    fingerprint: str
+    changed: bool
+
+
+def desired_fingerprint(config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> str:
+    """16 hex characters identifying everything that shapes what we write for a node group.
+
+    Covers the proxy configuration, the cluster context, the node OS and the renderer version, so a change in any
+    of them refreshes the nodes. Stable across processes and Python versions.
+    """
+    canonical = {
+        "renderer": RENDERER_VERSION,
+        "os": NodeOS(node_os).value,
+        "http_proxy": config.http_proxy,
+        "https_proxy": config.https_proxy,
+        "no_proxy": list(config.no_proxy),
+        "region": context.region,
+        "service_cidr": context.service_cidr,
+        "cluster_endpoint_host": context.endpoint_host,
+        "vpc_cidrs": list(context.vpc_cidrs),
+    }
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def render_userdata(config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> bytes:
+    """Complete raw user data for a fresh launch template: MIME multipart (al2023, al2) or TOML (bottlerocket)."""
+    result = inject(b"", config, context, node_os).user_data
+    assert isinstance(result, bytes)
+    return result
+
+
+def inject(existing: bytes | str, config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> InjectResult:
+    """Merge our proxy configuration into ``existing`` user data (see the module docstring for the rules).
+
+    >>> from eks_proxy.proxy_value import parse_proxy_value
+    >>> cfg, ctx = parse_proxy_value("proxy:3128"), NodeContext("eu-west-1")
+    >>> once = inject(b"#!/bin/bash\\necho hi\\n", cfg, ctx, NodeOS.AL2023)
+    >>> once.changed, inject(once.user_data, cfg, ctx, NodeOS.AL2023).changed
+    (True, False)
+    """
+    node_os = NodeOS(node_os)
+    raw, was_base64 = _decode(existing)
+    fingerprint = desired_fingerprint(config, context, node_os)
+    if node_os is NodeOS.BOTTLEROCKET:
+        merged = _inject_toml(raw, config, context, fingerprint)
+    else:
+        merged = _inject_mime(raw, _our_parts(config, context, node_os, fingerprint), fingerprint)
+    if merged == raw:
+        return InjectResult(existing, fingerprint, changed=False)
+    if len(merged) > USER_DATA_LIMIT:
+        raise UserDataError(
+            f"user data with the proxy configuration would be {len(merged)} bytes, over EC2's limit of "
+            f"{USER_DATA_LIMIT} bytes (before base64); shrink the launch template's own user data"
+        )
+    return InjectResult(_encode(merged, was_base64, as_text=isinstance(existing, str)), fingerprint, changed=True)
+
+
+def find_fingerprint(existing: bytes | str) -> str | None:
+    """The fingerprint our parts (or Bottlerocket keys) carry in ``existing``; None when absent.
+
+    Also None when our parts disagree with each other (a half-edited user data is not up to date) and when the
+    user data cannot be read at all (``inject`` raises the reason).
+    """
+    try:
+        raw, _ = _decode(existing)
+    except UserDataError:
+        return None
+    if mime.looks_like_mime(raw):
+        try:
+            document = mime.split_multipart(raw)
+        except mime.MimeError:
+            return None
+        found = {fp for part in document.parts if (fp := _part_fingerprint(part)) is not None}
+        return found.pop() if len(found) == 1 else None
+    text = raw.decode("utf-8", "replace")
+    found = set(MARKER_RE.findall(text))
+    return found.pop() if len(found) == 1 else None
+
+
+# --- encodings -------------------------------------------------------------------------------------------------
+
+
+def _decode(existing: bytes | str) -> tuple[bytes, bool]:
+    """Raw bytes and whether the input was base64."""
+    if isinstance(existing, str):
+        raw = existing.encode("utf-8", "surrogateescape")
+    elif isinstance(existing, bytes | bytearray | memoryview):
+        raw = bytes(existing)
+    else:
+        raise UserDataError(f"user data must be bytes or str, got {type(existing).__name__}")
+    compact = b"".join(raw.split())
+    if compact and len(compact) % 4 == 0 and _B64.fullmatch(compact):
+        try:
+            decoded = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if decoded and (_is_gzip(decoded) or _is_text(decoded)):
+            raw = decoded
+            if _is_gzip(raw):
+                raise UserDataError("user data is gzip-compressed; eks-proxy only edits uncompressed user data")
+            return raw, True
+    if _is_gzip(raw):
+        raise UserDataError("user data is gzip-compressed; eks-proxy only edits uncompressed user data")
+    return raw, False
+
+
+def _encode(raw: bytes, as_base64: bool, *, as_text: bool) -> bytes | str:
+    data = base64.b64encode(raw) if as_base64 else raw
+    return data.decode("utf-8", "surrogateescape") if as_text else data
+
+
+def _is_gzip(data: bytes) -> bool:
+    return data[:2] == b"\x1f\x8b"
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# --- Amazon Linux: MIME ---------------------------------------------------------------------------------------
+
+
+def _our_parts(config: ProxyConfig, context: NodeContext, node_os: NodeOS, fingerprint: str) -> list[RenderedPart]:
+    env = proxy_environment(config, context)
+    if node_os is NodeOS.AL2023:
+        return al2023.render_parts(env, fingerprint)
+    return al2.render_parts(env, fingerprint)
+
+
+def _inject_mime(raw: bytes, ours: list[RenderedPart], fingerprint: str) -> bytes:
+    if not raw.strip():
+        document = mime.new_document(BOUNDARY, [])
+    elif mime.looks_like_mime(raw):
+        try:
+            document = mime.split_multipart(raw)
+        except mime.MimeError as exc:
+            raise UserDataError(str(exc)) from None
+    else:
+        document = _wrap(raw)
+    new_parts = [
+        mime.build_part(
+            document.delimiter_line(),
+            [("Content-Type", part.content_type)],
+            part.body.encode("ascii"),
+            document.eol,
+        )
+        for part in ours
+    ]
+    for part in new_parts:
+        if b"\n--" + document.boundary in part.raw:
+            raise UserDataError("the user data's MIME boundary occurs in our own content; cannot merge safely")
+    parts = list(document.parts)
+    mine = [index for index, part in enumerate(parts) if _is_ours(part)]
+    position = mine[0] if mine else 0
+    kept = [part for index, part in enumerate(parts) if index not in mine]
+    kept[position:position] = new_parts
+    return document.with_parts(kept).join()
+
+
+def _wrap(raw: bytes) -> mime.MultipartDocument:
+    """A non-MIME user data as the single part of a new multipart document (its bytes untouched)."""
+    content_type = _content_type_of(raw)
+    boundary = BOUNDARY
+    counter = 0
+    while b"--" + boundary in raw:  # never a delimiter that occurs in the wrapped content
+        counter += 1
+        boundary = BOUNDARY + b"eks-proxy-" + str(counter).encode()
+    delimiter = b"--" + boundary + b"\n"
+    return mime.new_document(boundary, [mime.build_part(delimiter, [("Content-Type", content_type)], raw)])
+
+
+def _content_type_of(raw: bytes) -> str:
+    start = raw.lstrip(b"\xef\xbb\xbf")
+    for prefix, content_type in _STARTS_WITH:
+        if start.startswith(prefix):
+            return content_type
+    if _NODECONFIG.match(start):
+        return "application/node.eks.aws"
+    raise UserDataError(
+        "user data is neither MIME multipart nor a script, cloud-config or NodeConfig eks-proxy can wrap "
+        "(expected MIME-Version headers or a first line such as #!/bin/bash or #cloud-config)"
+    )
+
+
+def _is_ours(part: mime.MimePart) -> bool:
+    return _part_fingerprint(part) is not None
+
+
+def _part_fingerprint(part: mime.MimePart) -> str | None:
+    """The fingerprint in the marker comment on the first or second line of a part's body (after a shebang)."""
+    head = b"\n".join(part.body().lstrip(b"\r\n").split(b"\n", 2)[:2])
+    found = MARKER_RE.search(head.decode("utf-8", "replace"))
+    return found.group(1) if found else None
+
+
+# --- Bottlerocket: TOML ---------------------------------------------------------------------------------------
+
+
+def _inject_toml(raw: bytes, config: ProxyConfig, context: NodeContext, fingerprint: str) -> bytes:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserDataError("Bottlerocket user data is not UTF-8 text; expected TOML") from None
+    if mime.looks_like_mime(raw):
+        raise UserDataError("Bottlerocket user data is MIME multipart; Bottlerocket expects TOML settings")
+    try:
+        merged = apply_settings(text, proxy_environment(config, context), fingerprint)
+    except BottlerocketError as exc:
+        raise UserDataError(str(exc)) from None
+    return raw if merged == text else merged.encode("utf-8")
