@@ -49,7 +49,8 @@ _STARTS_WITH: tuple[tuple[bytes, str], ...] = (
     (b"## template: jinja", "text/jinja2"),
     (b"#!", "text/x-shellscript"),
 )
-_NODECONFIG = re.compile(rb"^(\s*#[^\n]*\n|\s*\n)*apiVersion:\s*node\.eks\.aws/", re.ASCII)
+# A bare NodeConfig: comments, blank lines or a "---" document start, then its apiVersion.
+_NODECONFIG = re.compile(rb"^(\s*#[^\n]*\n|\s*\n|---[ \t]*\r?\n)*apiVersion:[ \t]*node\.eks\.aws/", re.ASCII)
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 
 

@@ -1,0 +1,220 @@
+"""What each node OS gets: the rendered parts parsed the way the node parses them, and the boothook executed.
+
+The boothook is run for real by dash and bash with ``-u``, with ``curl`` replaced by a fake IMDSv2 (token
+required) and ``systemctl`` by a recorder on PATH, and its /etc paths moved into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import shutil
+import subprocess
+import tomllib
+from email.message import Message
+from pathlib import Path
+
+import pytest
+import yaml
+from eks_proxy.no_proxy import NodeContext, compute_no_proxy
+from eks_proxy.node_os import NodeOS
+from eks_proxy.proxy_value import parse_proxy_value
+from eks_proxy.render import proxy_environment
+from eks_proxy.render.al2023 import NODECONFIG_CONTENT_TYPE
+from eks_proxy.render.boothook import boothook_script
+from eks_proxy.userdata import desired_fingerprint, render_userdata
+
+CONFIG = parse_proxy_value("http://10.0.0.10:3128")
+# A realistic cluster: 32-character endpoint id, as EKS hands them out.
+CONTEXT = NodeContext(
+    region="eu-west-1",
+    service_cidr="172.20.0.0/16",
+    cluster_endpoint="https://0123456789ABCDEF0123456789ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+    vpc_cidrs=("10.0.0.0/16",),
+)
+NO_PROXY = ",".join(compute_no_proxy(CONFIG, CONTEXT))
+ENV_KEYS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy")
+
+
+def _parts(user_data: bytes) -> list[Message]:
+    message = email.message_from_bytes(user_data)
+    assert message.is_multipart()
+    return [part for part in message.walk() if not part.is_multipart()]
+
+
+def _payload(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
+@pytest.mark.parametrize("node_os", list(NodeOS))
+def test_fresh_render_fits_the_size_goal(node_os: NodeOS) -> None:
+    assert len(render_userdata(CONFIG, CONTEXT, node_os)) <= 2048
+
+
+def test_al2023_nodeconfig_sets_every_proxy_variable_for_every_unit() -> None:
+    user_data = render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)
+    parts = _parts(user_data)
+    assert [p.get_content_type() for p in parts] == [NODECONFIG_CONTENT_TYPE, "text/cloud-boothook"]
+    nodeconfig = yaml.safe_load(_payload(parts[0]))
+    assert nodeconfig["apiVersion"] == "node.eks.aws/v1alpha1" and nodeconfig["kind"] == "NodeConfig"
+    assert nodeconfig["spec"]["instance"]["environment"]["default"] == {
+        "HTTP_PROXY": "http://10.0.0.10:3128",
+        "http_proxy": "http://10.0.0.10:3128",
+        "HTTPS_PROXY": "http://10.0.0.10:3128",
+        "https_proxy": "http://10.0.0.10:3128",
+        "NO_PROXY": NO_PROXY,
+        "no_proxy": NO_PROXY,
+    }
+    fingerprint = desired_fingerprint(CONFIG, CONTEXT, NodeOS.AL2023)
+    for part in parts:
+        assert f"# eks-proxy fingerprint={fingerprint} (managed, do not edit)" in _payload(part).splitlines()[:2]
+
+
+def test_al2023_nodeconfig_with_a_separate_https_proxy() -> None:
+    config = parse_proxy_value('{"http_proxy": "http://[fd00::10]:3128", "https_proxy": "https://tls.corp:3129"}')
+    nodeconfig = yaml.safe_load(_payload(_parts(render_userdata(config, CONTEXT, NodeOS.AL2023))[0]))
+    default = nodeconfig["spec"]["instance"]["environment"]["default"]
+    assert default["HTTP_PROXY"] == default["http_proxy"] == "http://[fd00::10]:3128"
+    assert default["HTTPS_PROXY"] == default["https_proxy"] == "https://tls.corp:3129"
+
+
+def test_al2_is_one_boothook() -> None:
+    parts = _parts(render_userdata(CONFIG, CONTEXT, NodeOS.AL2))
+    assert [p.get_content_type() for p in parts] == ["text/cloud-boothook"]
+    script = _payload(parts[0])
+    assert script.startswith("#!/bin/sh\n") and "sandbox-image" in script and "docker" not in script
+
+
+def test_bottlerocket_settings() -> None:
+    settings = tomllib.loads(render_userdata(CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).decode())
+    assert settings == {"settings": {"network": {"https-proxy": "10.0.0.10:3128", "no-proxy": NO_PROXY.split(",")}}}
+
+
+def test_bottlerocket_keeps_an_https_scheme() -> None:
+    config = parse_proxy_value("https://tls.corp:3129")
+    settings = tomllib.loads(render_userdata(config, CONTEXT, NodeOS.BOTTLEROCKET).decode())
+    assert settings["settings"]["network"]["https-proxy"] == "https://tls.corp:3129"
+
+
+@pytest.mark.parametrize("node_os", [NodeOS.AL2023, NodeOS.AL2])
+def test_rendering_is_deterministic_and_lf_only(node_os: NodeOS) -> None:
+    first = render_userdata(CONFIG, CONTEXT, node_os)
+    assert first == render_userdata(CONFIG, NodeContext(**vars(CONTEXT)), node_os)
+    assert b"\r" not in first and first.startswith(b"MIME-Version: 1.0\n")
+
+
+# --- the boothook, executed ------------------------------------------------------------------------------------
+
+FAKE_CURL = r"""#!/bin/sh
+# A fake curl in front of a fake IMDSv2: token by PUT required, every call logged.
+printf '%s\n' "$*" >>"$FAKE_LOG"
+method=GET token= url=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -X) method=$2; shift ;;
+    -H) case "$2" in X-aws-ec2-metadata-token:*) token=${2#*: } ;; esac; shift ;;
+    http://*) url=$1 ;;
+  esac
+  shift
+done
+[ "$FAKE_IMDS" = down ] && exit 28
+case "$url" in
+  http://169.254.169.254/latest/api/token) [ "$method" = PUT ] || exit 22; printf 'TOKEN123' ;;
+  http://169.254.169.254/latest/meta-data/mac) [ "$token" = TOKEN123 ] || exit 22; printf '0e:aa:bb:cc:dd:ee' ;;
+  http://169.254.169.254/latest/meta-data/network/interfaces/macs/0e:aa:bb:cc:dd:ee/vpc-ipv4-cidr-blocks)
+    [ "$token" = TOKEN123 ] || exit 22
+    [ "$FAKE_IMDS" = unauthorized ] && exit 22
+    printf '%s' "$FAKE_CIDRS" ;;
+  *) exit 22 ;;
+esac
+"""
+
+
+def _shells() -> list[str]:
+    return [s for s in ("dash", "bash") if shutil.which(s)]
+
+
+def _run_boothook(tmp_path: Path, shell: str, units: tuple[str, ...], imds: str, cidrs: str = "") -> Path:
+    env_values = proxy_environment(CONFIG, CONTEXT)
+    script = boothook_script(env_values, "0123456789abcdef", units)
+    root = tmp_path / "root"
+    script_path = tmp_path / "boothook.sh"
+    script_path.write_text(script.replace("/etc/", f"{root}/etc/"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "curl").write_text(FAKE_CURL)
+    (bin_dir / "systemctl").write_text('#!/bin/sh\nprintf "%s\\n" "$*" >>"$FAKE_LOG.systemctl"\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_LOG": str(tmp_path / "curl.log"),
+        "FAKE_IMDS": imds,
+        "FAKE_CIDRS": cidrs,
+    }
+    result = subprocess.run([shell, "-u", str(script_path)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return root
+
+
+def _env_file(root: Path) -> dict[str, str]:
+    lines = (root / "etc/eks-proxy/proxy.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+@pytest.mark.parametrize("shell", _shells())
+def test_boothook_adds_vpc_cidrs_from_imdsv2(tmp_path: Path, shell: str) -> None:
+    root = _run_boothook(tmp_path, shell, ("containerd", "kubelet"), "up", "10.0.0.0/16\n100.64.0.0/16\n")
+    values = _env_file(root)
+    assert list(values) == list(ENV_KEYS)
+    assert values["HTTP_PROXY"] == values["http_proxy"] == "http://10.0.0.10:3128"
+    assert values["HTTPS_PROXY"] == values["https_proxy"] == "http://10.0.0.10:3128"
+    assert values["NO_PROXY"] == values["no_proxy"] == NO_PROXY + ",10.0.0.0/16,100.64.0.0/16"
+    for unit in ("containerd", "kubelet"):
+        drop_in = root / f"etc/systemd/system/{unit}.service.d/eks-proxy.conf"
+        assert drop_in.read_text() == "[Service]\nEnvironmentFile=/etc/eks-proxy/proxy.env\n".replace(
+            "/etc/", f"{root}/etc/"
+        )
+    assert (tmp_path / "curl.log.systemctl").read_text() == "daemon-reload\n"
+    calls = (tmp_path / "curl.log").read_text().splitlines()
+    assert len(calls) == 3 and "-X PUT" in calls[0] and "X-aws-ec2-metadata-token-ttl-seconds: 60" in calls[0]
+    assert all("--connect-timeout 1" in c and "-m 2" in c and "--noproxy *" in c for c in calls)
+    assert all("X-aws-ec2-metadata-token: TOKEN123" in c for c in calls[1:])
+
+
+@pytest.mark.parametrize("shell", _shells())
+@pytest.mark.parametrize("imds", ["down", "unauthorized"])
+def test_boothook_fails_soft_without_imds(tmp_path: Path, shell: str, imds: str) -> None:
+    root = _run_boothook(tmp_path, shell, ("containerd", "kubelet", "sandbox-image"), imds)
+    assert _env_file(root)["NO_PROXY"] == NO_PROXY
+    assert (root / "etc/systemd/system/sandbox-image.service.d/eks-proxy.conf").is_file()
+    if imds == "down":
+        assert len((tmp_path / "curl.log").read_text().splitlines()) == 1  # no further calls once the token fails
+
+
+@pytest.mark.parametrize("shell", _shells())
+def test_boothook_keeps_only_cidr_characters_from_imds(tmp_path: Path, shell: str) -> None:
+    root = _run_boothook(tmp_path, shell, ("kubelet",), "up", "10.0.0.0/16\n$(touch /tmp/pwned)`id`;x\r\n")
+    no_proxy = _env_file(root)["NO_PROXY"]
+    assert no_proxy.startswith(NO_PROXY + ",10.0.0.0/16,")
+    assert set(no_proxy[len(NO_PROXY) :]) <= set("0123456789./,")
+
+
+@pytest.mark.parametrize("shell", _shells())
+def test_boothook_is_safe_to_run_on_every_boot(tmp_path: Path, shell: str) -> None:
+    root = _run_boothook(tmp_path, shell, ("containerd", "kubelet"), "up", "10.0.0.0/16")
+    first = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    _run_boothook(tmp_path, shell, ("containerd", "kubelet"), "up", "10.0.0.0/16")
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == first
+
+
+@pytest.mark.parametrize("node_os", [NodeOS.AL2023, NodeOS.AL2])
+def test_boothook_is_valid_posix_sh(tmp_path: Path, node_os: NodeOS) -> None:
+    part = _parts(render_userdata(CONFIG, CONTEXT, node_os))[-1]
+    path = tmp_path / "boothook.sh"
+    path.write_text(_payload(part))
+    for shell in _shells():
+        assert subprocess.run([shell, "-n", str(path)], capture_output=True).returncode == 0

@@ -1,0 +1,376 @@
+"""Merging into existing launch template user data: foreign bytes untouched, ours refreshed in place, limits kept."""
+
+from __future__ import annotations
+
+import base64
+import email
+import gzip
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from eks_proxy.no_proxy import NodeContext
+from eks_proxy.node_os import NodeOS
+from eks_proxy.proxy_value import parse_proxy_value
+from eks_proxy.userdata import (
+    USER_DATA_LIMIT,
+    InjectResult,
+    UserDataError,
+    desired_fingerprint,
+    find_fingerprint,
+    inject,
+    render_userdata,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CONFIG = parse_proxy_value("http://10.0.0.10:3128")
+MOVED = parse_proxy_value("http://10.0.0.11:3128")
+CONTEXT = NodeContext(region="eu-west-1", service_cidr="172.20.0.0/16", vpc_cidrs=("10.0.0.0/16",))
+
+# What users really have in their launch templates (the EKS documentation's shape, CRLF as the console saves it).
+FOREIGN_SCRIPT = b'Content-Type: text/x-shellscript; charset="us-ascii"\r\n\r\n#!/bin/bash\r\necho "hello"\r\n\r\n'
+FOREIGN_NODECONFIG = (
+    b"Content-Type: application/node.eks.aws\r\n\r\n---\r\napiVersion: node.eks.aws/v1alpha1\r\nkind: NodeConfig\r\n"
+    b"spec:\r\n  kubelet:\r\n    flags:\r\n      - --node-labels=team=a\r\n\r\n"
+)
+EXISTING = (
+    b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="==MYBOUNDARY=="\r\n\r\n'
+    b"This is a preamble.\r\n"
+    b"--==MYBOUNDARY==\r\n" + FOREIGN_NODECONFIG + b"--==MYBOUNDARY==\r\n" + FOREIGN_SCRIPT + b"--==MYBOUNDARY==--\r\n"
+    b"epilogue\r\n"
+)
+
+
+def _payloads(user_data: bytes) -> list[tuple[str, bytes]]:
+    """The parts as cloud-init sees them (Python's email parser, as cloud-init uses)."""
+    message = email.message_from_bytes(user_data)
+    result = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        result.append((part.get_content_type(), payload))
+    return result
+
+
+def _ours(user_data: bytes) -> int:
+    return user_data.count(b"# eks-proxy fingerprint=")
+
+
+def test_fresh_render_is_what_inject_makes_of_nothing_and_is_stable() -> None:
+    for node_os in NodeOS:
+        fresh = render_userdata(CONFIG, CONTEXT, node_os)
+        assert inject(b"", CONFIG, CONTEXT, node_os) == InjectResult(fresh, find_fingerprint(fresh) or "", True)
+        again = inject(fresh, CONFIG, CONTEXT, node_os)
+        assert again.changed is False and again.user_data is fresh
+
+
+def test_foreign_parts_kept_byte_for_byte_and_ours_first() -> None:
+    result = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023)
+    merged = result.user_data
+    assert isinstance(merged, bytes) and result.changed
+    head, rest = EXISTING.split(b"--==MYBOUNDARY==\r\n", 1)
+    assert merged.startswith(head)  # headers and preamble untouched
+    assert merged.endswith(b"--==MYBOUNDARY==\r\n" + rest)  # every foreign part, close line and epilogue untouched
+    types = [content_type for content_type, _ in _payloads(merged)]
+    assert types == [
+        "application/node.eks.aws",
+        "text/cloud-boothook",
+        "application/node.eks.aws",
+        "text/x-shellscript",
+    ]
+    assert _payloads(merged)[3][1] == b'#!/bin/bash\r\necho "hello"\r\n'
+    assert find_fingerprint(merged) == result.fingerprint == desired_fingerprint(CONFIG, CONTEXT, NodeOS.AL2023)
+
+
+def test_inject_twice_is_identical_and_unchanged() -> None:
+    once = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023)
+    twice = inject(once.user_data, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert twice.changed is False and twice.user_data == once.user_data
+
+
+def test_refresh_replaces_ours_in_place() -> None:
+    # Our parts placed by a user between two foreign parts stay there when the proxy moves.
+    ours = inject(b"", CONFIG, CONTEXT, NodeOS.AL2).user_data
+    assert isinstance(ours, bytes)
+    our_part = ours.split(b"--//\n", 1)[1].split(b"--//--", 1)[0]
+    document = EXISTING.replace(
+        b"--==MYBOUNDARY==\r\n" + FOREIGN_SCRIPT,
+        b"--==MYBOUNDARY==\r\n" + our_part + b"--==MYBOUNDARY==\r\n" + FOREIGN_SCRIPT,
+    )
+    refreshed = inject(document, MOVED, CONTEXT, NodeOS.AL2)
+    assert refreshed.changed and isinstance(refreshed.user_data, bytes)
+    types = [content_type for content_type, _ in _payloads(refreshed.user_data)]
+    assert types == ["application/node.eks.aws", "text/cloud-boothook", "text/x-shellscript"]
+    assert b"10.0.0.11:3128" in refreshed.user_data and b"10.0.0.10:3128" not in refreshed.user_data
+    assert _ours(refreshed.user_data) == 1
+
+
+def test_duplicated_parts_of_ours_collapse_into_one_set() -> None:
+    once = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    assert isinstance(once, bytes)
+    our_parts = once.split(b"--==MYBOUNDARY==\r\n")[1:3]
+    doubled = once.replace(b"epilogue", b"").replace(
+        b"--==MYBOUNDARY==--", b"--==MYBOUNDARY==\r\n" + b"--==MYBOUNDARY==\r\n".join(our_parts) + b"--==MYBOUNDARY==--"
+    )
+    assert _ours(doubled) == 4
+    result = inject(doubled, MOVED, CONTEXT, NodeOS.AL2023)
+    assert isinstance(result.user_data, bytes) and _ours(result.user_data) == 2
+    assert [t for t, _ in _payloads(result.user_data)][:2] == ["application/node.eks.aws", "text/cloud-boothook"]
+
+
+def test_changing_os_replaces_all_of_ours() -> None:
+    al2 = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2).user_data
+    al2023 = inject(al2, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    assert al2023 == inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+
+
+def test_lf_documents_get_lf_parts() -> None:
+    lf = EXISTING.replace(b"\r\n", b"\n")
+    merged = inject(lf, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    assert isinstance(merged, bytes) and b"\r" not in merged
+
+
+@pytest.mark.parametrize(
+    ("script", "content_type"),
+    [
+        (b"#!/bin/bash\nset -e\n/etc/eks/bootstrap.sh my-cluster\n", "text/x-shellscript"),
+        (b"#!/bin/bash\r\necho no-final-newline", "text/x-shellscript"),
+        (b"#cloud-config\npackages: [jq]\n", "text/cloud-config"),
+        (b"#cloud-boothook\n#!/bin/sh\necho hi\n", "text/cloud-boothook"),
+        (b"---\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec: {}\n", "application/node.eks.aws"),
+        (b"#!/bin/sh\necho '--//'\n--//\n", "text/x-shellscript"),  # our boundary inside the script
+    ],
+)
+def test_non_mime_user_data_is_wrapped_byte_for_byte(script: bytes, content_type: str) -> None:
+    result = inject(script, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert isinstance(result.user_data, bytes) and result.changed
+    payloads = _payloads(result.user_data)
+    assert payloads[-1] == (content_type, script)
+    assert [t for t, _ in payloads[:2]] == ["application/node.eks.aws", "text/cloud-boothook"]
+    assert inject(result.user_data, CONFIG, CONTEXT, NodeOS.AL2023).changed is False
+
+
+def test_base64_in_base64_out_with_the_same_type() -> None:
+    raw = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    as_text = base64.b64encode(EXISTING).decode()
+    result = inject(as_text, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert isinstance(result.user_data, str) and base64.b64decode(result.user_data) == raw
+    as_bytes = inject(base64.b64encode(EXISTING), CONFIG, CONTEXT, NodeOS.AL2023)
+    assert isinstance(as_bytes.user_data, bytes) and base64.b64decode(as_bytes.user_data) == raw
+    wrapped = base64.encodebytes(EXISTING)  # 76-column lines, as `base64` prints them
+    assert base64.b64decode(inject(wrapped, CONFIG, CONTEXT, NodeOS.AL2023).user_data) == raw
+    unchanged = inject(result.user_data, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert unchanged.changed is False and unchanged.user_data is result.user_data
+    assert find_fingerprint(result.user_data) == result.fingerprint
+
+
+def test_raw_text_in_raw_text_out() -> None:
+    result = inject(EXISTING.decode(), CONFIG, CONTEXT, NodeOS.AL2)
+    assert isinstance(result.user_data, str) and result.user_data.startswith("MIME-Version: 1.0\r\n")
+
+
+@pytest.mark.parametrize("empty", [b"", "", b"\n", "  \r\n"])
+def test_empty_user_data_gets_the_fresh_render(empty: bytes | str) -> None:
+    result = inject(empty, CONFIG, CONTEXT, NodeOS.AL2023)
+    fresh = render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)
+    assert result.user_data == (fresh if isinstance(empty, bytes) else fresh.decode())
+
+
+@pytest.mark.parametrize(
+    ("user_data", "fragment"),
+    [
+        (gzip.compress(b"#!/bin/sh\necho hi\n"), "gzip"),
+        (base64.b64encode(gzip.compress(b"#!/bin/sh\necho hi\n")), "gzip"),
+        (b"MIME-Version: 1.0\nContent-Type: multipart/mixed\n\n--x\n\nhi\n--x--\n", "without a boundary"),
+        (b'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="x"\n\n--x\n\nhi\n', "closing boundary"),
+        (b"MIME-Version: 1.0\nContent-Type: text/x-shellscript\n\n#!/bin/sh\n", "single-part"),
+        (b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x", "header block"),
+        (b"echo MIME-Version: 1.0\n\n", "does not start with MIME headers"),
+        (b"[settings.kubernetes]\napi-server = 'x'\n", "neither MIME multipart nor"),
+        (b"just some text\n", "neither MIME multipart nor"),
+    ],
+)
+def test_what_we_cannot_read_is_refused(user_data: bytes, fragment: str) -> None:
+    with pytest.raises(UserDataError, match=fragment) as caught:
+        inject(user_data, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert "\n" not in str(caught.value)
+    assert find_fingerprint(user_data) is None
+
+
+def test_over_the_ec2_limit_is_refused() -> None:
+    fresh = render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)
+    padding = USER_DATA_LIMIT - len(fresh) - 40
+    script = b"#!/bin/sh\n" + b"#" * padding + b"\n"
+    assert len(inject(script[: -len(fresh)], CONFIG, CONTEXT, NodeOS.AL2023).user_data) <= USER_DATA_LIMIT
+    with pytest.raises(UserDataError, match=r"over EC2's limit of 16384 bytes"):
+        inject(script, CONFIG, CONTEXT, NodeOS.AL2023)
+
+
+# --- Bottlerocket ----------------------------------------------------------------------------------------------
+
+BOTTLEROCKET = b"""# cluster settings, kept by eks-proxy
+[settings.kubernetes]
+api-server = "https://abc.gr7.eu-west-1.eks.amazonaws.com"  # the API server
+cluster-name = "prod"
+
+[settings.network]
+hostname = "node-1"
+https-proxy = "old-proxy:8080"
+no-proxy = ["legacy.corp"]
+
+[settings.host-containers.admin]
+enabled = true
+"""
+
+
+def test_bottlerocket_sets_our_keys_and_keeps_everything_else() -> None:
+    result = inject(BOTTLEROCKET, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
+    assert isinstance(result.user_data, bytes) and result.changed
+    text = result.user_data.decode()
+    for line in BOTTLEROCKET.decode().splitlines():
+        if "proxy" not in line or line.startswith("#"):
+            assert line in text.splitlines()
+    settings_ = tomllib.loads(text)["settings"]
+    assert settings_["network"]["https-proxy"] == "10.0.0.10:3128"
+    assert settings_["network"]["hostname"] == "node-1"
+    assert "legacy.corp" not in settings_["network"]["no-proxy"] and "localhost" in settings_["network"]["no-proxy"]
+    assert settings_["kubernetes"]["cluster-name"] == "prod" and settings_["host-containers"]["admin"]["enabled"]
+    assert find_fingerprint(result.user_data) == result.fingerprint
+    again = inject(result.user_data, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
+    assert again.changed is False and again.user_data is result.user_data
+    moved = inject(result.user_data, MOVED, CONTEXT, NodeOS.BOTTLEROCKET)
+    assert tomllib.loads(moved.user_data.decode())["settings"]["network"]["https-proxy"] == "10.0.0.11:3128"
+    assert moved.user_data.count(b"eks-proxy fingerprint=") == 1
+
+
+def test_bottlerocket_base64_round_trip() -> None:
+    result = inject(base64.b64encode(BOTTLEROCKET).decode(), CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
+    assert isinstance(result.user_data, str)
+    assert b'https-proxy = "10.0.0.10:3128"' in base64.b64decode(result.user_data)
+
+
+@pytest.mark.parametrize(
+    ("user_data", "fragment"),
+    [
+        (b"[settings.network\nhostname = 'x'\n", "not valid TOML"),
+        (b"settings = { network = { hostname = 'x' } }\n", "not a TOML table"),
+        (b"[settings]\nnetwork = 'x'\n", "settings.network"),
+        (EXISTING, "MIME multipart"),
+    ],
+)
+def test_bottlerocket_refuses_what_it_cannot_edit(user_data: bytes, fragment: str) -> None:
+    with pytest.raises(UserDataError, match=fragment):
+        inject(user_data, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
+
+
+# --- fingerprints ----------------------------------------------------------------------------------------------
+
+
+def test_fingerprint_covers_proxy_context_and_os() -> None:
+    base = desired_fingerprint(CONFIG, CONTEXT, NodeOS.AL2023)
+    assert len(base) == 16 and int(base, 16) >= 0
+    variants = {
+        desired_fingerprint(MOVED, CONTEXT, NodeOS.AL2023),
+        desired_fingerprint(CONFIG, CONTEXT, NodeOS.AL2),
+        desired_fingerprint(CONFIG, NodeContext(region="eu-west-2"), NodeOS.AL2023),
+        desired_fingerprint(CONFIG, NodeContext(region="eu-west-1", vpc_cidrs=("10.1.0.0/16",)), NodeOS.AL2023),
+        desired_fingerprint(CONFIG, NodeContext(region="eu-west-1", service_cidr="10.100.0.0/16"), NodeOS.AL2023),
+        desired_fingerprint(
+            CONFIG, NodeContext(region="eu-west-1", cluster_endpoint="https://x.eks.amazonaws.com"), NodeOS.AL2023
+        ),
+        desired_fingerprint(
+            parse_proxy_value('{"http_proxy": "10.0.0.10:3128", "no_proxy": [".corp"]}'), CONTEXT, NodeOS.AL2023
+        ),
+    }
+    assert base not in variants and len(variants) == 7
+
+
+def test_fingerprint_is_stable_across_processes() -> None:
+    code = (
+        "from eks_proxy.no_proxy import NodeContext; from eks_proxy.node_os import NodeOS;"
+        "from eks_proxy.proxy_value import parse_proxy_value; from eks_proxy.userdata import desired_fingerprint;"
+        "print(desired_fingerprint(parse_proxy_value('http://10.0.0.10:3128'),"
+        "NodeContext('eu-west-1', '172.20.0.0/16', None, ('10.0.0.0/16',)), NodeOS.AL2023))"
+    )
+    env = {"PYTHONHASHSEED": "123"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == desired_fingerprint(CONFIG, CONTEXT, NodeOS.AL2023)
+
+
+def test_find_fingerprint_absent_and_disagreeing() -> None:
+    assert find_fingerprint(EXISTING) is None
+    assert find_fingerprint(b"") is None
+    assert find_fingerprint(BOTTLEROCKET) is None
+    old = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    new = inject(EXISTING, MOVED, CONTEXT, NodeOS.AL2023).user_data
+    assert isinstance(old, bytes) and isinstance(new, bytes)
+    half = old.split(b"--==MYBOUNDARY==\r\n")
+    mixed = b"--==MYBOUNDARY==\r\n".join([half[0], half[1], new.split(b"--==MYBOUNDARY==\r\n")[2], *half[3:]])
+    assert find_fingerprint(mixed) is None
+    assert inject(mixed, CONFIG, CONTEXT, NodeOS.AL2023).user_data == old
+
+
+# --- properties --------------------------------------------------------------------------------------------------
+
+_BODY_LINE = st.text(alphabet=st.characters(codec="ascii", exclude_characters="\r\n"), max_size=30).filter(
+    lambda line: not line.startswith("--") and "eks-proxy fingerprint" not in line
+)
+_PART = st.tuples(
+    st.sampled_from(["text/x-shellscript", "text/cloud-config", "application/node.eks.aws", "text/plain"]),
+    st.lists(_BODY_LINE, max_size=5),
+)
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> tuple[bytes, list[bytes], bytes, bytes]:
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    boundary = draw(st.sampled_from(["==MYBOUNDARY==", "b1", "//", "xyz'()+_,-./:=?"]))
+    parts = draw(st.lists(_PART, max_size=4))
+    preamble = draw(st.sampled_from(["", "preamble" + eol]))
+    epilogue = draw(st.sampled_from(["", "trailer" + eol, eol]))
+    raw_parts = [f"Content-Type: {ctype}{eol}{eol}" + "".join(line + eol for line in body) for ctype, body in parts]
+    head = f'MIME-Version: 1.0{eol}Content-Type: multipart/mixed; boundary="{boundary}"{eol}{eol}{preamble}'
+    tail = f"--{boundary}--{eol}{epilogue}"
+    text = head + "".join(f"--{boundary}{eol}{raw}" for raw in raw_parts) + tail
+    return text.encode(), [raw.encode() for raw in raw_parts], head.encode(), tail.encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(document=_documents(), node_os=st.sampled_from([NodeOS.AL2023, NodeOS.AL2]), as_base64=st.booleans())
+def test_merge_properties(document: tuple[bytes, list[bytes], bytes, bytes], node_os: NodeOS, as_base64: bool) -> None:
+    raw, foreign, head, tail = document
+    given_data = base64.b64encode(raw) if as_base64 else raw
+    once = inject(given_data, CONFIG, CONTEXT, node_os)
+    merged = base64.b64decode(once.user_data) if as_base64 else once.user_data
+    assert isinstance(merged, bytes)
+    # Headers, preamble, close line and epilogue untouched; every foreign part byte for byte, in order, after ours.
+    assert merged.startswith(head) and merged.endswith(tail)
+    position = 0
+    for part in foreign:
+        found = merged.find(part, position)
+        assert found >= 0
+        position = found + len(part)
+    assert len(_payloads(merged)) == len(foreign) + (2 if node_os is NodeOS.AL2023 else 1)
+    # Idempotent, and a refresh keeps the structure and every foreign part.
+    twice = inject(once.user_data, CONFIG, CONTEXT, node_os)
+    assert twice.changed is False and twice.user_data == once.user_data
+    moved = inject(once.user_data, MOVED, CONTEXT, node_os)
+    moved_raw = base64.b64decode(moved.user_data) if as_base64 else moved.user_data
+    assert isinstance(moved_raw, bytes)
+    assert all(part in moved_raw for part in foreign)
+    assert _ours(moved_raw) == _ours(merged) and find_fingerprint(moved.user_data) == moved.fingerprint
+
+
+@settings(max_examples=100, deadline=None)
+@given(script=st.lists(_BODY_LINE, max_size=6), crlf=st.booleans())
+def test_wrapping_properties(script: list[str], crlf: bool) -> None:
+    eol = "\r\n" if crlf else "\n"
+    raw = ("#!/bin/bash" + eol + eol.join(script)).encode()
+    once = inject(raw, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert isinstance(once.user_data, bytes)
+    assert _payloads(once.user_data)[-1] == ("text/x-shellscript", raw)
+    assert inject(once.user_data, CONFIG, CONTEXT, NodeOS.AL2023).changed is False
