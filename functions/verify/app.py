@@ -1,8 +1,84 @@
-# placeholder until issue 4
-"""Placeholder handler so `sam build` works before the real one lands; its owner overwrites this file."""
+"""Verify task of the rollout: prove every node of a freshly rolled node group pulls an external image.
 
+Input (engine contract): ``{"cluster", "nodegroup", "image", "namespace", "timeout_seconds"}``; image, namespace
+and timeout fall back to ``VERIFY_IMAGE``, ``VERIFY_NAMESPACE`` and ``VERIFY_TIMEOUT_SECONDS``.
+Output: ``{"ok", "nodes": [{"node", "result", "message"}], "summary"}``; the state machine takes its failure path
+when ``ok`` is false. The Kubernetes token is never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
 from typing import Any
 
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from eks_proxy.config import Settings
+from eks_proxy.k8s import EksTokenSource, KubernetesApiError, KubernetesClient, cluster_access
+from eks_proxy.verify import Verification, VerificationError, nodegroup_node_names, verify_pulls
+from pydantic import BaseModel, Field
 
-def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    raise NotImplementedError("functions/verify/app.py is a placeholder")
+logger = Logger()
+metrics = Metrics()
+SETTINGS = Settings.from_env(required=())  # a malformed VERIFY_* variable fails at cold start
+POLL_SECONDS = float(os.environ.get("VERIFY_POLL_SECONDS", "") or "2")
+
+
+class VerifyTask(BaseModel):
+    cluster: str = Field(min_length=1, max_length=100)
+    nodegroup: str = Field(min_length=1, max_length=63, pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]*$")
+    image: str = ""
+    namespace: str = Field(default="", max_length=63, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    timeout_seconds: int = Field(default=0, ge=0, le=840)
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = parse(event=event, model=VerifyTask)
+    image = task.image or SETTINGS.verify_image
+    namespace = task.namespace or SETTINGS.verify_namespace
+    timeout = task.timeout_seconds or SETTINGS.verify_timeout_seconds
+    logger.append_keys(cluster=task.cluster, nodegroup=task.nodegroup)
+    session = _session()
+    nodes: list[str] = []
+    try:
+        access = cluster_access(session.client("eks"), task.cluster)
+        token = EksTokenSource(task.cluster, session.region_name, session.get_credentials())
+        api = KubernetesClient(access.endpoint, access.ca_pem, token)
+        try:
+            nodes = nodegroup_node_names(session.client("ec2"), task.cluster, task.nodegroup)
+            logger.info("verifying pulls", extra={"nodes": nodes, "image": image, "namespace": namespace})
+            result = verify_pulls(
+                api,
+                nodes,
+                nodegroup=task.nodegroup,
+                image=image,
+                namespace=namespace,
+                timeout_seconds=timeout,
+                poll_seconds=POLL_SECONDS,
+            )
+        finally:
+            api.close()
+    except (VerificationError, KubernetesApiError) as exc:
+        logger.error("verification could not run", extra={"reason": str(exc), "nodes": nodes})
+        metrics.add_metric(name="VerifyErrors", unit=MetricUnit.Count, value=1)
+        result = Verification(False, (), f"verification of {task.nodegroup} could not run: {exc}")
+    for node in result.nodes:
+        log = logger.info if node.result == "pulled" else logger.warning
+        log("node verified", extra={"node": node.node, "result": node.result, "detail": node.message})
+    for problem in result.cleanup_errors:
+        logger.warning("verification pod not deleted", extra={"problem": problem})
+    metrics.add_metric(name="VerifyNodesPassed", unit=MetricUnit.Count, value=result.passed)
+    metrics.add_metric(name="VerifyNodesFailed", unit=MetricUnit.Count, value=result.failed)
+    logger.info(result.summary, extra={"ok": result.ok})
+    return result.as_output()

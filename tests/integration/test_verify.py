@@ -1,0 +1,321 @@
+"""Pull verification against a local fake Kubernetes API server (HTTPS, EKS token checked), node names and the
+cluster from the moto server over HTTP, driven through the real handler with a realistic task input.
+
+moto's DescribeCluster answers with a made-up endpoint and a random "CA": the one seam in these tests is
+``_PointedAtFake`` below, which passes DescribeCluster through to moto and swaps only those two fields for the fake
+API server's, so the handler's own parsing of the answer still runs.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from eks_proxy.k8s import KubernetesClient, eks_token
+from eks_proxy.verify import LABEL_MANAGED_BY, LABEL_NODEGROUP, LABEL_RUN, VerificationError, verify_pulls
+
+from tests.conftest import MotoServer, load_handler, require_tool
+from tests.integration.fake_k8s import FakeKubernetes, Outcome
+from tests.integration.nodesim.pki import ServerCert, issue_cert, make_ca
+
+NAMESPACE = "eks-proxy-verify"
+IMAGE = "docker.io/library/busybox:1.36"
+
+
+class _Context:
+    """The Lambda context fields Powertools reads."""
+
+    function_name = "eks-proxy-VerifyFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:eks-proxy-VerifyFunction"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+
+@pytest.fixture
+def lambda_context() -> _Context:
+    return _Context()
+
+
+@pytest.fixture(scope="module")
+def api_cert(tmp_path_factory: pytest.TempPathFactory) -> ServerCert:
+    require_tool("openssl")
+    base = tmp_path_factory.mktemp("k8s-pki")
+    return issue_cert(make_ca(base / "ca", name="fake kubernetes CA"), base / "api", ["localhost", "127.0.0.1"])
+
+
+@pytest.fixture
+def fake(api_cert: ServerCert) -> Iterator[FakeKubernetes]:
+    server = FakeKubernetes(api_cert).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def handler(moto_server: MotoServer) -> ModuleType:
+    return load_handler("verify", {"VERIFY_POLL_SECONDS": "0.05"})
+
+
+class _PointedAtFake:
+    """An EKS client whose DescribeCluster comes from moto, with endpoint + CA swapped for the fake API server's."""
+
+    def __init__(self, eks: Any, fake: FakeKubernetes) -> None:
+        self._eks = eks
+        self._fake = fake
+        self.described: list[str] = []
+
+    def describe_cluster(self, name: str) -> dict[str, Any]:
+        answer = self._eks.describe_cluster(name=name)  # moto over HTTP: the cluster must really exist
+        self.described.append(answer["cluster"]["name"])
+        answer["cluster"]["endpoint"] = self._fake.url
+        answer["cluster"]["certificateAuthority"] = {"data": base64.b64encode(self._fake.ca_pem.encode()).decode()}
+        return answer
+
+
+@pytest.fixture
+def seam(handler: ModuleType, fake: FakeKubernetes, monkeypatch: pytest.MonkeyPatch) -> list[_PointedAtFake]:
+    real = handler.cluster_access
+    made: list[_PointedAtFake] = []
+
+    def pointed(eks: Any, name: str) -> Any:
+        made.append(_PointedAtFake(eks, fake))
+        return real(made[-1], name)
+
+    monkeypatch.setattr(handler, "cluster_access", pointed)
+    return made
+
+
+def _cluster_with_nodes(moto: MotoServer, nodegroups: dict[str, int], cluster: str = "prod") -> dict[str, list[str]]:
+    """A cluster in moto and running instances tagged as EKS tags managed node group instances."""
+    moto.client("eks").create_cluster(
+        name=cluster,
+        roleArn="arn:aws:iam::123456789012:role/eks-cluster",
+        resourcesVpcConfig={"subnetIds": ["subnet-0a1b2c3d"]},
+    )
+    ec2 = moto.client("ec2")
+    image_id = ec2.describe_images()["Images"][0]["ImageId"]
+    names: dict[str, list[str]] = {}
+    for nodegroup, count in nodegroups.items():
+        tags = [{"Key": "eks:cluster-name", "Value": cluster}, {"Key": "eks:nodegroup-name", "Value": nodegroup}]
+        reservation = ec2.run_instances(
+            ImageId=image_id,
+            MinCount=count,
+            MaxCount=count,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+        names[nodegroup] = sorted(i["PrivateDnsName"] for i in reservation["Instances"])
+    return names
+
+
+def _task(nodegroup: str = "ng-a", timeout: int = 5) -> dict[str, Any]:
+    """What the rollout state machine passes to the verify task (docs/ARCHITECTURE.md, engine contract)."""
+    return {
+        "cluster": "prod",
+        "nodegroup": nodegroup,
+        "image": IMAGE,
+        "namespace": NAMESPACE,
+        "timeout_seconds": timeout,
+    }
+
+
+def _script(fake: FakeKubernetes, nodes: list[str], *outcomes: Outcome) -> None:
+    for node, outcome in zip(nodes, outcomes, strict=True):
+        fake.outcomes[node] = outcome
+
+
+def test_all_nodes_pull(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 3, "ng-b": 1})["ng-a"]
+    _script(fake, nodes, "pulled", "pulled", "pulled")
+
+    out = handler.lambda_handler(_task(), lambda_context)
+
+    assert out["ok"] is True, out
+    assert [n["node"] for n in out["nodes"]] == nodes  # only ng-a's nodes, found through EC2
+    assert {n["result"] for n in out["nodes"]} == {"pulled"}
+    assert all("image pulled (docker.io/library/busybox@sha256:" in n["message"] for n in out["nodes"])
+    assert out["summary"] == f"3/3 nodes of ng-a pulled {IMAGE}"
+    assert seam[0].described == ["prod"]
+    created = fake.calls("POST", "/pods")
+    assert len(created) == 3
+    pod = created[0].body
+    assert pod is not None
+    assert pod["spec"]["nodeName"] == nodes[0]
+    assert pod["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["tolerations"] == [{"operator": "Exists"}]
+    assert pod["metadata"]["labels"][LABEL_MANAGED_BY] == "eks-proxy"
+    assert fake.pod_names() == []  # every pod deleted
+    assert fake.unauthorized == 0  # every request carried a valid EKS token
+
+
+def test_mixed_outcomes_fail_with_kubelet_message_and_timeout(
+    handler: ModuleType,
+    fake: FakeKubernetes,
+    seam: list[_PointedAtFake],
+    moto_server: MotoServer,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 3})["ng-a"]
+    _script(fake, nodes, "pulled", "err_image_pull", "never_scheduled")
+
+    out = handler.lambda_handler(_task(timeout=1), lambda_context)
+
+    assert out["ok"] is False
+    by_node = {n["node"]: n for n in out["nodes"]}
+    assert by_node[nodes[0]]["result"] == "pulled"
+    failed = by_node[nodes[1]]
+    assert failed["result"] == "failed"
+    assert failed["message"].startswith("Pending (ErrImagePull): Failed to pull image")
+    assert "proxyconnect tcp: dial tcp 10.0.0.10:3128: connect: connection refused" in failed["message"]
+    stuck = by_node[nodes[2]]
+    assert stuck["result"] == "timeout"
+    assert stuck["message"].startswith("image not pulled within 1s; last status: Pending")
+    assert out["summary"].startswith("1/3 nodes of ng-a pulled")
+    assert fake.pod_names() == []  # deleted on failure and on timeout too
+    assert len(fake.calls("DELETE", "/pods/")) == 3
+    per_node = {getattr(r, "node", None): getattr(r, "result", None) for r in caplog.records if hasattr(r, "node")}
+    assert per_node == {nodes[0]: "pulled", nodes[1]: "failed", nodes[2]: "timeout"}  # one log line per node
+    emf = capsys.readouterr().out
+    assert '"VerifyNodesPassed":[1.0]' in emf and '"VerifyNodesFailed":[2.0]' in emf
+    assert "k8s-aws-v1." not in caplog.text + emf  # the token never reaches the logs
+
+
+def test_leftovers_of_this_nodegroup_are_cleaned_first(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
+    _script(fake, nodes, "pulled")
+    mine = {LABEL_MANAGED_BY: "eks-proxy", LABEL_NODEGROUP: "ng-a", LABEL_RUN: "0ld0ld00"}
+    theirs = {LABEL_MANAGED_BY: "eks-proxy", LABEL_NODEGROUP: "ng-b", LABEL_RUN: "c0ffee00"}
+    fake.seed_pod(NAMESPACE, "eks-proxy-verify-0ld0ld00-0", mine)
+    fake.seed_pod(NAMESPACE, "eks-proxy-verify-c0ffee00-0", theirs)  # ng-b verifying at the same time
+    fake.seed_pod(NAMESPACE, "someone-elses-pod", {"app": "web"})
+
+    out = handler.lambda_handler(_task(), lambda_context)
+
+    assert out["ok"] is True
+    assert fake.pod_names() == ["eks-proxy-verify-c0ffee00-0", "someone-elses-pod"]
+    first_delete = fake.requests.index(fake.calls("DELETE")[0])
+    first_create = fake.requests.index(fake.calls("POST", "/pods")[0])
+    assert first_delete < first_create  # leftovers go before new pods are made
+
+
+def test_missing_namespace_without_rights_is_a_clear_error(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 2})["ng-a"]
+    _script(fake, nodes, "pulled", "pulled")
+    fake.namespaces.discard(NAMESPACE)
+
+    out = handler.lambda_handler(_task(), lambda_context)
+
+    assert out["ok"] is False
+    assert out["nodes"] == []
+    assert "kubectl create namespace eks-proxy-verify" in out["summary"]
+    assert fake.pods == {}
+
+
+def test_missing_namespace_is_created_when_allowed(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
+    _script(fake, nodes, "pulled")
+    fake.namespaces.discard(NAMESPACE)
+    fake.allow_namespace_create = True
+
+    out = handler.lambda_handler(_task(), lambda_context)
+
+    assert out["ok"] is True
+    assert NAMESPACE in fake.namespaces
+
+
+def test_no_running_nodes_is_nothing_to_verify(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    _cluster_with_nodes(moto_server, {"ng-other": 1})
+
+    out = handler.lambda_handler(_task(), lambda_context)
+
+    assert out == {"ok": True, "nodes": [], "summary": "node group ng-a has no running nodes: nothing to verify"}
+    assert fake.calls("POST") == []
+
+
+def test_unknown_cluster_fails_cleanly(handler: ModuleType, moto_server: MotoServer, lambda_context: Any) -> None:
+    with pytest.raises(Exception, match=r"ResourceNotFound|No cluster found"):
+        handler.lambda_handler(_task(), lambda_context)
+
+
+def test_bad_input_is_refused(handler: ModuleType, lambda_context: Any) -> None:
+    with pytest.raises(Exception, match="nodegroup"):
+        handler.lambda_handler({"cluster": "prod", "nodegroup": "ng a; rm -rf /"}, lambda_context)
+
+
+# -- the library directly: failure modes the handler cannot script ------------------------------------------------
+
+
+def _client(fake: FakeKubernetes, token: str | None = None) -> KubernetesClient:
+    from botocore.credentials import Credentials
+
+    creds = Credentials("AKIDEXAMPLE", "secret")
+    return KubernetesClient(
+        fake.url, fake.ca_pem, (lambda: token) if token else (lambda: eks_token("prod", "eu-west-1", creds))
+    )
+
+
+def test_pods_deleted_when_creation_breaks_halfway(fake: FakeKubernetes) -> None:
+    nodes = ["ip-10-0-1-1.eu-west-1.compute.internal", "ip-10-0-1-2.eu-west-1.compute.internal"]
+    fake.seed_pod(NAMESPACE, "eks-proxy-verify-feedbeef-1", {"app": "squatter"})  # the second name is taken: 409
+
+    with pytest.raises(VerificationError, match="409"):
+        verify_pulls(
+            _client(fake),
+            nodes,
+            nodegroup="ng-a",
+            image=IMAGE,
+            namespace=NAMESPACE,
+            timeout_seconds=5,
+            run_id="feedbeef",
+        )
+
+    assert fake.pod_names() == ["eks-proxy-verify-feedbeef-1"]  # ours deleted, the squatter untouched
+    assert [r.path for r in fake.calls("DELETE")] == [
+        f"/api/v1/namespaces/{NAMESPACE}/pods/eks-proxy-verify-feedbeef-0"
+    ]
+
+
+def test_rejected_token_says_what_to_grant(fake: FakeKubernetes) -> None:
+    with pytest.raises(VerificationError, match="access entry"):
+        verify_pulls(
+            _client(fake, token="not-an-eks-token"), ["n1"], nodegroup="ng-a", image=IMAGE, namespace=NAMESPACE,
+            timeout_seconds=5,
+        )  # fmt: skip
+    assert fake.unauthorized >= 1
+
+
+def test_fake_api_server_checks_the_token(fake: FakeKubernetes, tmp_path: Path) -> None:
+    """The fake's token check can fail: a presigned URL without the signed cluster header is refused."""
+    assert fake.check_token("Bearer " + eks_token_without_header()) == "x-k8s-aws-id is not signed"
+
+
+def eks_token_without_header() -> str:
+    from botocore.credentials import Credentials
+    from botocore.hooks import HierarchicalEmitter
+    from botocore.model import ServiceId
+    from botocore.signers import RequestSigner
+
+    emitter = HierarchicalEmitter()
+    signer = RequestSigner(ServiceId("sts"), "eu-west-1", "sts", "v4", Credentials("AKID", "s"), emitter)
+    url = signer.generate_presigned_url(
+        {"method": "GET", "url": "https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15",
+         "body": {}, "headers": {}, "context": {}},
+        region_name="eu-west-1", expires_in=60, operation_name="",
+    )  # fmt: skip
+    return "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
