@@ -1,8 +1,86 @@
-# placeholder until issue 4
-"""Placeholder handler so `sam build` works before the real one lands; its owner overwrites this file."""
+"""Preflight task of the rollout: before any launch template changes, prove the new proxy reaches a registry.
 
+Input (engine contract): ``{"parameter": {"name", "version"}, "registry": "host:port"}``; the proxy value is read
+here at exactly that version (never carried in the execution history) and used explicitly, never from the
+environment. ``registry`` falls back to ``REGISTRY_PROBE``.
+Output: ``{"ok", "result", "detail", "latency_ms", "status"}``; ``ok`` false stops the rollout before any change.
+
+Optional environment: ``PREFLIGHT_CONNECT_TIMEOUT_SECONDS`` (3), ``PREFLIGHT_IO_TIMEOUT_SECONDS`` (5) and
+``PREFLIGHT_CA_BUNDLE`` (a PEM file replacing the system CAs, for a TLS-inspecting proxy or a private registry).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
 from typing import Any
 
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+from eks_proxy.config import Settings
+from eks_proxy.preflight import PreflightResult, invalid_value, preflight
+from eks_proxy.proxy_value import ProxyValueError, parse_proxy_value
+from pydantic import BaseModel, Field
 
-def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    raise NotImplementedError("functions/preflight/app.py is a placeholder")
+logger = Logger()
+metrics = Metrics()
+SETTINGS = Settings.from_env(required=())
+CONNECT_TIMEOUT = float(os.environ.get("PREFLIGHT_CONNECT_TIMEOUT_SECONDS", "") or "3")
+IO_TIMEOUT = float(os.environ.get("PREFLIGHT_IO_TIMEOUT_SECONDS", "") or "5")
+CA_BUNDLE = os.environ.get("PREFLIGHT_CA_BUNDLE", "") or None
+
+
+class ParameterRef(BaseModel):
+    name: str = Field(min_length=1, max_length=2048, pattern=r"^/?[A-Za-z0-9_.\-/]+$")
+    version: int | None = Field(default=None, ge=1)
+
+
+class PreflightTask(BaseModel):
+    parameter: ParameterRef
+    registry: str = Field(default="", max_length=300)
+
+
+@cache
+def _ssm() -> Any:
+    return boto3.session.Session().client("ssm")
+
+
+def _read_value(parameter: ParameterRef) -> str | PreflightResult:
+    """The value at the pinned version, or an ``invalid_value`` result when that version does not exist."""
+    selector = f"{parameter.name}:{parameter.version}" if parameter.version else parameter.name
+    try:
+        return str(_ssm().get_parameter(Name=selector, WithDecryption=True)["Parameter"]["Value"])
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in {"ParameterNotFound", "ParameterVersionNotFound"}:
+            return invalid_value(f"parameter {selector} not found")
+        raise
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = parse(event=event, model=PreflightTask)
+    registry = task.registry or SETTINGS.registry_probe
+    logger.append_keys(parameter=task.parameter.name, parameter_version=task.parameter.version, registry=registry)
+    value = _read_value(task.parameter)
+    if isinstance(value, PreflightResult):
+        result = value
+    else:
+        try:
+            config = parse_proxy_value(value)
+        except ProxyValueError as error:
+            result = invalid_value(str(error))  # one line, never the value itself
+        else:
+            logger.info("probing", extra={"proxy": config.https_proxy})
+            result = preflight(
+                config, registry, connect_timeout=CONNECT_TIMEOUT, io_timeout=IO_TIMEOUT, cafile=CA_BUNDLE
+            )
+    log = logger.info if result.ok else logger.error
+    log(result.detail, extra={"result": result.result, "latency_ms": result.latency_ms, "status": result.status})
+    metrics.add_metric(name="PreflightFailed", unit=MetricUnit.Count, value=0 if result.ok else 1)
+    return result.as_output()

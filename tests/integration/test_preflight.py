@@ -13,12 +13,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from eks_proxy.preflight import preflight, probe_registry
 from eks_proxy.proxy_value import parse_proxy_value
 
-from tests.conftest import free_port, require_tool
+from tests.conftest import MotoServer, free_port, load_handler, require_tool
 from tests.integration.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
 from tests.integration.nodesim.services import (
     ProxyService,
@@ -289,3 +290,80 @@ def test_proxy_that_cannot_reach_the_registry(proxy: ProxyService) -> None:
     assert result.result == "registry_not_answering"
     assert result.status == 500
     assert f"could not reach localhost:{closed}" in result.detail
+
+
+# -- the handler, as the state machine calls it: the value read from SSM at the pinned version -------------------
+
+
+class _Context:
+    function_name = "eks-proxy-PreflightFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:eks-proxy-PreflightFunction"
+    aws_request_id = "0d6a4b1e-1f55-4c36-9a6b-7e1c2f3a4b5c"
+
+
+@pytest.fixture
+def handler(moto_server: MotoServer, pki: Pki) -> ModuleType:
+    return load_handler("preflight", {"PREFLIGHT_CA_BUNDLE": str(pki.ca.cert), "PREFLIGHT_IO_TIMEOUT_SECONDS": "2"})
+
+
+def _put(moto: MotoServer, *values: str) -> None:
+    ssm = moto.client("ssm")
+    for value in values:
+        ssm.put_parameter(Name="/eks-proxy/config", Type="String", Value=value, Overwrite=True)
+
+
+def test_handler_probes_the_pinned_version(
+    handler: ModuleType,
+    moto_server: MotoServer,
+    proxy: ProxyService,
+    registry: RegistryService,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Version 1 is the change under test; version 2 (latest, broken) must not be what is probed.
+    _put(moto_server, f"http://127.0.0.1:{proxy.port}", f"http://127.0.0.1:{free_port()}")
+    task = {"parameter": {"name": "/eks-proxy/config", "version": 1}, "registry": f"localhost:{registry.port}"}
+
+    out = handler.lambda_handler(task, _Context())
+
+    assert out["ok"] is True, out
+    assert out["result"] == "ok"
+    assert set(out["latency_ms"]) == {"tcp", "connect", "tls", "get", "total"}
+    assert '"PreflightFailed":[0.0]' in capsys.readouterr().out
+
+
+def test_handler_reports_the_latest_failure_when_pinned_to_it(
+    handler: ModuleType, moto_server: MotoServer, proxy: ProxyService, registry: RegistryService
+) -> None:
+    _put(moto_server, f"http://127.0.0.1:{proxy.port}", f"http://127.0.0.1:{free_port()}")
+    task = {"parameter": {"name": "/eks-proxy/config", "version": 2}, "registry": f"localhost:{registry.port}"}
+
+    out = handler.lambda_handler(task, _Context())
+
+    assert out["ok"] is False
+    assert out["result"] == "proxy_unreachable"
+
+
+def test_handler_refuses_a_hostile_value_without_probing_or_echoing_it(
+    handler: ModuleType, moto_server: MotoServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _put(moto_server, "http://user:s3cret@10.0.0.10:3128")
+
+    out = handler.lambda_handler({"parameter": {"name": "/eks-proxy/config", "version": 1}}, _Context())
+
+    assert out["ok"] is False
+    assert out["result"] == "invalid_value"
+    assert "credentials" in out["detail"]
+    assert "s3cret" not in out["detail"] + caplog.text
+    assert out["latency_ms"] == {}  # nothing was contacted
+    assert '"PreflightFailed":[1.0]' in capsys.readouterr().out
+
+
+def test_handler_missing_version_is_invalid(handler: ModuleType, moto_server: MotoServer) -> None:
+    _put(moto_server, "http://10.0.0.10:3128")
+
+    out = handler.lambda_handler({"parameter": {"name": "/eks-proxy/config", "version": 9}}, _Context())
+
+    assert out["result"] == "invalid_value"
+    assert out["detail"] == "parameter /eks-proxy/config:9 not found"
