@@ -218,3 +218,22 @@ def test_boothook_is_valid_posix_sh(tmp_path: Path, node_os: NodeOS) -> None:
     path.write_text(_payload(part))
     for shell in _shells():
         assert subprocess.run([shell, "-n", str(path)], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    [
+        "eks_proxy.proxy_value",
+        "eks_proxy.no_proxy",
+        "eks_proxy.node_os",
+        "eks_proxy.userdata",
+        "eks_proxy.render.boothook",
+        "eks_proxy.render.bottlerocket",
+    ],
+)
+def test_docstring_examples_are_true(module_name: str) -> None:
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module(module_name))
+    assert tried > 0 and failures == 0
