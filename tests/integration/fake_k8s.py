@@ -285,6 +285,7 @@ class FakeKubernetes:
 class _Handler(BaseHTTPRequestHandler):
     api: FakeKubernetes
     protocol_version = "HTTP/1.1"  # keep-alive, like a real API server
+    disable_nagle_algorithm = True  # as Go's net/http does: no 40 ms delayed-ACK stall between header and body
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

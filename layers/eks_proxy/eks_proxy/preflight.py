@@ -249,7 +249,7 @@ def _hop(latency: dict[str, float], name: str) -> Iterator[None]:
 
 def _connect(proxy: _Endpoint, timeout: float, where: str) -> socket.socket:
     try:
-        return socket.create_connection((proxy.host, proxy.port), timeout=timeout)
+        sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
     except TimeoutError:
         raise _Failed("proxy_unreachable", f"{where}: TCP connect timed out after {timeout:g}s") from None
     except socket.gaierror as exc:
@@ -258,6 +258,9 @@ def _connect(proxy: _Endpoint, timeout: float, where: str) -> socket.socket:
         raise _Failed("proxy_unreachable", f"{where}: connection refused (nothing listens on that port)") from None
     except OSError as exc:
         raise _Failed("proxy_unreachable", f"{where}: {exc.strerror or exc}") from None
+    # Small TLS records (Finished, then GET) must not wait for a delayed ACK: 40 ms per hop otherwise.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _tls_to_proxy(
@@ -381,7 +384,9 @@ class _TunnelTls:
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
 
     def handshake(self) -> None:
-        self._pump(self._tls.do_handshake)
+        # The last flight (client Finished) leaves with the first request, in one segment: a relaying proxy with
+        # Nagle on would otherwise hold the request until the registry ACKs the Finished (40 ms on Linux).
+        self._pump(self._tls.do_handshake, flush=False)
 
     def sendall(self, data: bytes) -> None:
         view = memoryview(data)
@@ -395,7 +400,7 @@ class _TunnelTls:
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             return b""
 
-    def _pump(self, op: Callable[[], _T]) -> _T:
+    def _pump(self, op: Callable[[], _T], flush: bool = True) -> _T:
         while True:
             try:
                 result = op()
@@ -407,7 +412,8 @@ class _TunnelTls:
                 else:
                     self._incoming.write_eof()
                 continue
-            self._flush()
+            if flush:
+                self._flush()
             return result
 
     def _flush(self) -> None:
