@@ -174,7 +174,7 @@ def test_boothook_adds_vpc_cidrs_from_imdsv2(tmp_path: Path, shell: str) -> None
     assert values["HTTPS_PROXY"] == values["https_proxy"] == "http://10.0.0.10:3128"
     assert values["NO_PROXY"] == values["no_proxy"] == NO_PROXY + ",10.0.0.0/16,100.64.0.0/16"
     for unit in ("containerd", "kubelet"):
-        drop_in = root / f"etc/systemd/system/{unit}.service.d/eks-proxy.conf"
+        drop_in = root / f"etc/systemd/system/{unit}.service.d/zz-eks-proxy.conf"
         assert drop_in.read_text() == "[Service]\nEnvironmentFile=/etc/eks-proxy/proxy.env\n".replace(
             "/etc/", f"{root}/etc/"
         )
@@ -190,7 +190,7 @@ def test_boothook_adds_vpc_cidrs_from_imdsv2(tmp_path: Path, shell: str) -> None
 def test_boothook_fails_soft_without_imds(tmp_path: Path, shell: str, imds: str) -> None:
     root = _run_boothook(tmp_path, shell, ("containerd", "kubelet", "sandbox-image"), imds)
     assert _env_file(root)["NO_PROXY"] == NO_PROXY
-    assert (root / "etc/systemd/system/sandbox-image.service.d/eks-proxy.conf").is_file()
+    assert (root / "etc/systemd/system/sandbox-image.service.d/zz-eks-proxy.conf").is_file()
     if imds == "down":
         assert len((tmp_path / "curl.log").read_text().splitlines()) == 1  # no further calls once the token fails
 

@@ -68,21 +68,21 @@ def test_fresh_render_is_what_inject_makes_of_nothing_and_is_stable() -> None:
         assert again.changed is False and again.user_data is fresh
 
 
-def test_foreign_parts_kept_byte_for_byte_and_ours_first() -> None:
+def test_foreign_parts_kept_byte_for_byte_and_ours_last() -> None:
     result = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023)
     merged = result.user_data
     assert isinstance(merged, bytes) and result.changed
-    head, rest = EXISTING.split(b"--==MYBOUNDARY==\r\n", 1)
-    assert merged.startswith(head)  # headers and preamble untouched
-    assert merged.endswith(b"--==MYBOUNDARY==\r\n" + rest)  # every foreign part, close line and epilogue untouched
+    close = EXISTING.index(b"--==MYBOUNDARY==--")
+    assert merged.startswith(EXISTING[:close])  # headers, preamble and every foreign part untouched
+    assert merged.endswith(EXISTING[close:])  # close line and epilogue untouched
     types = [content_type for content_type, _ in _payloads(merged)]
     assert types == [
         "application/node.eks.aws",
-        "text/cloud-boothook",
-        "application/node.eks.aws",
         "text/x-shellscript",
+        "application/node.eks.aws",  # ours after the user's: later NodeConfig parts win in nodeadm
+        "text/cloud-boothook",
     ]
-    assert _payloads(merged)[3][1] == b'#!/bin/bash\r\necho "hello"\r\n'
+    assert _payloads(merged)[1][1] == b'#!/bin/bash\r\necho "hello"\r\n'
     assert find_fingerprint(merged) == result.fingerprint == desired_fingerprint(CONFIG, CONTEXT, NodeOS.AL2023)
 
 
@@ -112,14 +112,23 @@ def test_refresh_replaces_ours_in_place() -> None:
 def test_duplicated_parts_of_ours_collapse_into_one_set() -> None:
     once = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023).user_data
     assert isinstance(once, bytes)
-    our_parts = once.split(b"--==MYBOUNDARY==\r\n")[1:3]
-    doubled = once.replace(b"epilogue", b"").replace(
-        b"--==MYBOUNDARY==--", b"--==MYBOUNDARY==\r\n" + b"--==MYBOUNDARY==\r\n".join(our_parts) + b"--==MYBOUNDARY==--"
-    )
+    delimiter = b"--==MYBOUNDARY==\r\n"
+    preamble, foreign_nodeconfig, foreign_script, our_nodeconfig, rest = once.split(delimiter)
+    our_boothook, close = rest.split(b"--==MYBOUNDARY==--")
+    ours = [our_nodeconfig, our_boothook]
+    doubled = preamble + b"".join(delimiter + p for p in [*ours, foreign_nodeconfig, foreign_script, *ours])
+    doubled += b"--==MYBOUNDARY==--" + close
     assert _ours(doubled) == 4
     result = inject(doubled, MOVED, CONTEXT, NodeOS.AL2023)
     assert isinstance(result.user_data, bytes) and _ours(result.user_data) == 2
-    assert [t for t, _ in _payloads(result.user_data)][:2] == ["application/node.eks.aws", "text/cloud-boothook"]
+    types = [t for t, _ in _payloads(result.user_data)]
+    assert types == [
+        "application/node.eks.aws",
+        "text/cloud-boothook",
+        "application/node.eks.aws",
+        "text/x-shellscript",
+    ]
+    assert delimiter + foreign_nodeconfig + delimiter + foreign_script + b"--==MYBOUNDARY==--" in result.user_data
 
 
 def test_changing_os_replaces_all_of_ours() -> None:
@@ -149,8 +158,8 @@ def test_non_mime_user_data_is_wrapped_byte_for_byte(script: bytes, content_type
     result = inject(script, CONFIG, CONTEXT, NodeOS.AL2023)
     assert isinstance(result.user_data, bytes) and result.changed
     payloads = _payloads(result.user_data)
-    assert payloads[-1] == (content_type, script)
-    assert [t for t, _ in payloads[:2]] == ["application/node.eks.aws", "text/cloud-boothook"]
+    assert payloads[0] == (content_type, script)
+    assert [t for t, _ in payloads[1:]] == ["application/node.eks.aws", "text/cloud-boothook"]
     assert inject(result.user_data, CONFIG, CONTEXT, NodeOS.AL2023).changed is False
 
 
@@ -309,7 +318,8 @@ def test_find_fingerprint_absent_and_disagreeing() -> None:
     new = inject(EXISTING, MOVED, CONTEXT, NodeOS.AL2023).user_data
     assert isinstance(old, bytes) and isinstance(new, bytes)
     half = old.split(b"--==MYBOUNDARY==\r\n")
-    mixed = b"--==MYBOUNDARY==\r\n".join([half[0], half[1], new.split(b"--==MYBOUNDARY==\r\n")[2], *half[3:]])
+    half[3] = new.split(b"--==MYBOUNDARY==\r\n")[3]  # our NodeConfig from the new render, our boothook from the old
+    mixed = b"--==MYBOUNDARY==\r\n".join(half)
     assert find_fingerprint(mixed) is None
     assert inject(mixed, CONFIG, CONTEXT, NodeOS.AL2023).user_data == old
 
@@ -347,13 +357,14 @@ def test_merge_properties(document: tuple[bytes, list[bytes], bytes, bytes], nod
     once = inject(given_data, CONFIG, CONTEXT, node_os)
     merged = base64.b64decode(once.user_data) if as_base64 else once.user_data
     assert isinstance(merged, bytes)
-    # Headers, preamble, close line and epilogue untouched; every foreign part byte for byte, in order, after ours.
+    # Headers, preamble, close line and epilogue untouched; every foreign part byte for byte, in order, before ours.
     assert merged.startswith(head) and merged.endswith(tail)
     position = 0
     for part in foreign:
         found = merged.find(part, position)
         assert found >= 0
         position = found + len(part)
+    assert merged.find(b"# eks-proxy fingerprint=") > position
     assert len(_payloads(merged)) == len(foreign) + (2 if node_os is NodeOS.AL2023 else 1)
     # Idempotent, and a refresh keeps the structure and every foreign part.
     twice = inject(once.user_data, CONFIG, CONTEXT, node_os)
@@ -372,5 +383,5 @@ def test_wrapping_properties(script: list[str], crlf: bool) -> None:
     raw = ("#!/bin/bash" + eol + eol.join(script)).encode()
     once = inject(raw, CONFIG, CONTEXT, NodeOS.AL2023)
     assert isinstance(once.user_data, bytes)
-    assert _payloads(once.user_data)[-1] == ("text/x-shellscript", raw)
+    assert _payloads(once.user_data)[0] == ("text/x-shellscript", raw)
     assert inject(once.user_data, CONFIG, CONTEXT, NodeOS.AL2023).changed is False

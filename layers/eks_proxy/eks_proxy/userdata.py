@@ -7,7 +7,9 @@ it; line-wrapped base64 is accepted). ``inject`` answers in the same encoding an
 Amazon Linux (al2023, al2): MIME multipart. Every part that is not ours is kept byte for byte and in order, with
 the document's headers, preamble, epilogue and line endings. Our parts (see render/__init__.py for the marker)
 are replaced in place on refresh (at the position of the first one; any others are dropped, never duplicated)
-and go first when added. A non-MIME user data that cloud-init would recognize by its first line (``#!``,
+and go last when added: nodeadm merges NodeConfig parts in MIME order with later parts winning, so a stale
+hand-made proxy environment in a user's NodeConfig cannot override ours (EKS still appends its own part after).
+A non-MIME user data that cloud-init would recognize by its first line (``#!``,
 ``#cloud-config``, ``#cloud-boothook``, ...) or a bare NodeConfig is wrapped, byte for byte, as one part.
 Whitespace-only input counts as empty.
 
@@ -222,7 +224,7 @@ def _inject_mime(raw: bytes, ours: list[RenderedPart], fingerprint: str) -> byte
             raise UserDataError("the user data's MIME boundary occurs in our own content; cannot merge safely")
     parts = list(document.parts)
     mine = [index for index, part in enumerate(parts) if _is_ours(part)]
-    position = mine[0] if mine else 0
+    position = mine[0] if mine else len(parts)
     kept = [part for index, part in enumerate(parts) if index not in mine]
     kept[position:position] = new_parts
     return document.with_parts(kept).join()

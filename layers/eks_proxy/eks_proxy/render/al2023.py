@@ -9,8 +9,9 @@
    with the drop-ins. On new AMIs it is redundant but consistent: the values are the same render (a unit's own
    ``EnvironmentFile=`` wins over ``DefaultEnvironment``, and ours only adds the VPC CIDRs read from IMDS to NO_PROXY).
 
-Our NodeConfig goes first among the parts: nodeadm merges NodeConfig parts in MIME order with later parts winning,
-so a user's own NodeConfig after ours can deliberately override a key, and EKS appends its own part after both.
+Our parts go after the user's own parts when first added (and stay where they are on refresh): nodeadm merges
+NodeConfig parts in MIME order with later parts winning, so a stale proxy environment in a user's NodeConfig cannot
+override ours. EKS appends its own part after all of them (it sets no environment).
 """
 
 from __future__ import annotations

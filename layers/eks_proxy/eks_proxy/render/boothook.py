@@ -3,7 +3,7 @@
 What it does, tersely (user data is size-limited): fetch the VPC CIDRs from IMDSv2 (token first, 1 s timeouts,
 never through a proxy) and append them to NO_PROXY, failing soft (NO_PROXY without them still works); write one
 environment file ``/etc/eks-proxy/proxy.env`` (upper and lower case); point a systemd drop-in
-``<unit>.service.d/eks-proxy.conf`` at it for each unit; ``systemctl daemon-reload``. Boothooks run on every boot
+``<unit>.service.d/zz-eks-proxy.conf`` at it for each unit; ``systemctl daemon-reload``. Boothooks run on every boot
 and every step here overwrites the same files with the same content, so running it again is harmless.
 
 The values are validated before they get here (no quotes, whitespace or shell metacharacters), and are still
@@ -15,7 +15,9 @@ from __future__ import annotations
 from eks_proxy.render import ProxyEnvironment, marker_comment
 
 ENV_FILE = "/etc/eks-proxy/proxy.env"
-DROP_IN_NAME = "eks-proxy.conf"
+# Sorts after other drop-ins: for the same variable, the EnvironmentFile= read last wins, and a leftover
+# hand-made drop-in (e.g. proxy.conf -> /etc/environment) must not override ours.
+DROP_IN_NAME = "zz-eks-proxy.conf"
 IMDS = "http://169.254.169.254/latest"
 
 
