@@ -26,6 +26,7 @@ logger = Logger()
 metrics = Metrics()
 SETTINGS = Settings.from_env(required=())  # a malformed VERIFY_* variable fails at cold start
 POLL_SECONDS = float(os.environ.get("VERIFY_POLL_SECONDS", "") or "2")
+CLEANUP_RESERVE_SECONDS = 30  # deleting the pods of a large node group, with the API server's latency
 
 
 class VerifyTask(BaseModel):
@@ -41,13 +42,19 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+def _budget(timeout: int, context: LambdaContext) -> int:
+    """Never poll past the function's own timeout: the pods must still be deleted afterwards."""
+    remaining = context.get_remaining_time_in_millis() // 1000 - CLEANUP_RESERVE_SECONDS
+    return max(1, min(timeout, remaining))
+
+
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = parse(event=event, model=VerifyTask)
     image = task.image or SETTINGS.verify_image
     namespace = task.namespace or SETTINGS.verify_namespace
-    timeout = task.timeout_seconds or SETTINGS.verify_timeout_seconds
+    timeout = _budget(task.timeout_seconds or SETTINGS.verify_timeout_seconds, context)
     logger.append_keys(cluster=task.cluster, nodegroup=task.nodegroup)
     session = _session()
     nodes: list[str] = []

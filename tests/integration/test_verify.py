@@ -34,6 +34,10 @@ class _Context:
     memory_limit_in_mb = 256
     invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:eks-proxy-VerifyFunction"
     aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    remaining_ms = 300_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 @pytest.fixture
@@ -319,3 +323,18 @@ def eks_token_without_header() -> str:
         region_name="eu-west-1", expires_in=60, operation_name="",
     )  # fmt: skip
     return "k8s-aws-v1." + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+def test_budget_leaves_time_to_delete_the_pods(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    """Asked for 240 s with 31 s of Lambda time left: polls for 1 s, then still deletes every pod."""
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
+    _script(fake, nodes, "never_scheduled")
+    lambda_context.remaining_ms = 31_000
+
+    out = handler.lambda_handler(_task(timeout=240), lambda_context)
+
+    assert out["nodes"][0]["result"] == "timeout"
+    assert out["nodes"][0]["message"].startswith("image not pulled within 1s")
+    assert fake.pod_names() == []
