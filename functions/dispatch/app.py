@@ -1,8 +1,45 @@
-# placeholder until issue 3
-"""Placeholder handler so `sam build` works before the real one lands; its owner overwrites this file."""
+"""DispatchFunction: one EventBridge event (SSM change, EKS/EC2 CloudTrail call, daily sweep) -> maybe one rollout.
 
+Thin: settings are parsed at cold start (a missing variable fails loudly here), no AWS call happens at import,
+everything else is `eks_proxy.dispatch.dispatch`. Logs are JSON with the event id as correlation id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
 from typing import Any
 
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from eks_proxy.aws import AwsClients
+from eks_proxy.config import Settings
+from eks_proxy.dispatch import dispatch
+from eks_proxy.reconcile import Outcome
 
-def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    raise NotImplementedError("functions/dispatch/app.py is a placeholder")
+SETTINGS = Settings.from_env(required=("CLUSTER_NAMES", "ALARM_TOPIC_ARN", "STATE_MACHINE_ARN"))
+logger = Logger()
+metrics = Metrics()
+clients = AwsClients()  # clients are created on first use, not at import
+
+
+def _info(message: str, fields: Mapping[str, Any]) -> None:
+    logger.info(message, extra=dict(fields))
+
+
+def _warn(message: str, fields: Mapping[str, Any]) -> None:
+    logger.warning(message, extra=dict(fields))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = dispatch(event, clients, SETTINGS, log=_info, warn=_warn)
+    if result.status == "parameter_deleted":
+        metrics.add_metric(name="ParameterDeleted", unit=MetricUnit.Count, value=1)
+    skipped = result.count(Outcome.OUT_OF_SCOPE)
+    if skipped:
+        metrics.add_metric(name="NodegroupsSkipped", unit=MetricUnit.Count, value=skipped)
+    logger.info("dispatched", extra=result.to_dict())
+    return result.to_dict()

@@ -1,8 +1,41 @@
-# placeholder until issue 3
-"""Placeholder handler so `sam build` works before the real one lands; its owner overwrites this file."""
+"""RolloutStepFunction: one step of the rollout state machine, picked by the `action` field.
 
+Thin: settings at cold start, no AWS call at import, the actions live in `eks_proxy.rollout`. Named errors
+(`NodegroupBusy`, `ThrottlingException`, `InvalidRolloutInput`) propagate so the state machine can retry or stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
 from typing import Any
 
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from eks_proxy.aws import AwsClients
+from eks_proxy.config import Settings
+from eks_proxy.rollout import StepContext, run_step
 
-def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    raise NotImplementedError("functions/rollout_step/app.py is a placeholder")
+SETTINGS = Settings.from_env()
+logger = Logger()
+metrics = Metrics()
+clients = AwsClients()  # clients are created on first use, not at import
+
+
+def _info(message: str, fields: Mapping[str, Any]) -> None:
+    logger.info(message, extra=dict(fields))
+
+
+def _warn(message: str, fields: Mapping[str, Any]) -> None:
+    logger.warning(message, extra=dict(fields))
+
+
+def _metric(name: str, value: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@logger.inject_lambda_context(correlation_id_path="change_id")
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(action=event.get("action"), cluster=event.get("cluster"), nodegroup=event.get("nodegroup"))
+    return run_step(event, StepContext(clients, SETTINGS, metric=_metric, log=_info, warn=_warn))

@@ -1,0 +1,112 @@
+"""EKS reads and writes: paginated listings, node group and cluster state, node group updates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from eks_proxy.aws import error_code
+from eks_proxy.reconcile import LaunchTemplateRef, NodegroupState
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What DescribeCluster tells us that ends up in NO_PROXY."""
+
+    name: str
+    endpoint: str | None
+    service_cidr: str | None
+    vpc_id: str | None
+    subnet_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    """DescribeUpdate: `InProgress`, `Successful`, `Failed` or `Cancelled`, with the error messages if any."""
+
+    id: str
+    status: str
+    errors: tuple[str, ...] = ()
+
+
+class NodegroupNotFound(LookupError):
+    """The node group does not exist (any more)."""
+
+
+def list_clusters(eks: Any) -> list[str]:
+    """Every cluster name in the region (paginated)."""
+    return [name for page in eks.get_paginator("list_clusters").paginate() for name in page.get("clusters", [])]
+
+
+def list_nodegroups(eks: Any, cluster: str) -> Iterator[str]:
+    """Every node group name of a cluster (paginated: 100 per page is the API maximum)."""
+    paginator = eks.get_paginator("list_nodegroups")
+    for page in paginator.paginate(clusterName=cluster, PaginationConfig={"PageSize": 100}):
+        yield from page.get("nodegroups", [])
+
+
+def _launch_template(raw: dict[str, Any] | None) -> LaunchTemplateRef | None:
+    if not raw:
+        return None
+    version = raw.get("version")
+    return LaunchTemplateRef(
+        id=raw.get("id") or None,
+        name=raw.get("name") or None,
+        version=int(version) if version is not None and str(version).isdigit() else None,
+    )
+
+
+def describe_nodegroup(eks: Any, cluster: str, nodegroup: str) -> NodegroupState:
+    """The node group's status, AMI type, launch template and tags; `NodegroupNotFound` when it is gone."""
+    try:
+        ng = eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)["nodegroup"]
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            raise NodegroupNotFound(f"node group {cluster}/{nodegroup} not found") from None
+        raise
+    return NodegroupState(
+        cluster=cluster,
+        name=nodegroup,
+        status=str(ng.get("status", "")),
+        ami_type=str(ng.get("amiType", "")),
+        launch_template=_launch_template(ng.get("launchTemplate")),
+        tags=dict(ng.get("tags") or {}),
+    )
+
+
+def describe_cluster(eks: Any, cluster: str) -> ClusterInfo:
+    """Endpoint, service CIDR and VPC of a cluster."""
+    c = eks.describe_cluster(name=cluster)["cluster"]
+    vpc = c.get("resourcesVpcConfig") or {}
+    network = c.get("kubernetesNetworkConfig") or {}
+    return ClusterInfo(
+        name=cluster,
+        endpoint=c.get("endpoint") or None,
+        service_cidr=network.get("serviceIpv4Cidr") or None,
+        vpc_id=vpc.get("vpcId") or None,
+        subnet_ids=tuple(vpc.get("subnetIds") or ()),
+    )
+
+
+def update_nodegroup_version(
+    eks: Any, cluster: str, nodegroup: str, launch_template: LaunchTemplateRef, version: int, *, force: bool
+) -> str:
+    """Roll the node group to `version` of its launch template; returns the update id.
+
+    Only `launchTemplate` is passed (never `version`/`releaseVersion`: they are invalid with a custom AMI).
+    Raises ClientError `ResourceInUseException` while another update runs (the state machine retries).
+    """
+    response = eks.update_nodegroup_version(
+        clusterName=cluster, nodegroupName=nodegroup, launchTemplate=launch_template.for_update(version), force=force
+    )
+    return str(response["update"]["id"])
+
+
+def describe_update(eks: Any, cluster: str, nodegroup: str, update_id: str) -> UpdateStatus:
+    """The status of one node group update."""
+    update = eks.describe_update(name=cluster, nodegroupName=nodegroup, updateId=update_id)["update"]
+    errors = tuple(str(e.get("errorMessage") or e.get("errorCode") or e) for e in update.get("errors") or ())
+    return UpdateStatus(id=update_id, status=str(update.get("status", "")), errors=errors)

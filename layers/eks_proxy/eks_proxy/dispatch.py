@@ -1,0 +1,115 @@
+"""What the dispatch function does with one event: parse -> scope -> plan -> StartExecution (or nothing).
+
+    event --parse_trigger--> Trigger --scope_for--> Scope | Ignored
+          --read_parameter (latest version, pinned)--> parse_proxy_value --plan_scope--> decisions
+          --(any needs a rollout)--> StartExecution(name=execution_name(...), input=execution_input(...))
+
+Nothing here writes to EC2 or EKS: the rollout does. A deleted parameter or an invalid value raises the alarm and
+changes nothing; a duplicate change finds its execution already started (deterministic name) and stops there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from eks_proxy.aws import AwsClients, error_code
+from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+from eks_proxy.config import Settings
+from eks_proxy.events import EventError, parse_trigger
+from eks_proxy.plan import execution_input, execution_name, plan_scope
+from eks_proxy.proxy_value import ProxyValueError, parse_proxy_value
+from eks_proxy.reconcile import Decision, Outcome
+from eks_proxy.scope import Ignored, scope_for
+
+Log = Callable[[str, Mapping[str, Any]], None]
+
+
+def _quiet(message: str, fields: Mapping[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class DispatchResult:
+    """The outcome of one event; `to_dict()` is the handler's return value (no proxy value in it)."""
+
+    status: str
+    reason: str = ""
+    execution_name: str | None = None
+    execution_arn: str | None = None
+    decisions: list[Decision] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for d in self.decisions if d.outcome is outcome)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "execution_name": self.execution_name,
+            "execution_arn": self.execution_arn,
+            "nodegroups": {o.value: self.count(o) for o in Outcome},
+        }
+
+
+def _alarm(clients: AwsClients, settings: Settings, subject: str, summary: str) -> None:
+    clients.sns.publish(
+        TopicArn=settings.alarm_topic_arn,
+        Subject=subject[:100],
+        Message=json.dumps({"summary": summary, "parameter": settings.proxy_parameter_name}, indent=2),
+    )
+
+
+def dispatch(
+    event: dict[str, Any], clients: AwsClients, settings: Settings, log: Log = _quiet, warn: Log = _quiet
+) -> DispatchResult:
+    """Handle one EventBridge event of the four dispatch rules (see the module docstring)."""
+    try:
+        trigger = parse_trigger(event)
+    except EventError as error:
+        warn("event ignored", {"reason": str(error)})
+        return DispatchResult("ignored", str(error))
+    scope = scope_for(trigger, settings)
+    if isinstance(scope, Ignored):
+        if scope.alarm:
+            warn("proxy parameter deleted", {"reason": scope.reason})
+            _alarm(clients, settings, "eks-proxy: proxy parameter deleted", scope.reason)
+            return DispatchResult("parameter_deleted", scope.reason)
+        log("event ignored", {"trigger": trigger.kind, "event_name": trigger.event_name, "reason": scope.reason})
+        return DispatchResult("ignored", scope.reason)
+    try:
+        parameter = read_parameter(clients.ssm, settings.proxy_parameter_name)
+    except ParameterNotFound as missing:
+        warn("no proxy parameter", {"reason": str(missing)})
+        return DispatchResult("no_parameter", str(missing))
+    try:
+        config = parse_proxy_value(parameter.value)
+    except ProxyValueError as invalid:
+        reason = f"invalid proxy value in {parameter.name}:{parameter.version}: {invalid}"
+        warn("invalid proxy value", {"reason": reason})
+        _alarm(clients, settings, "eks-proxy: invalid proxy value, nothing changed", reason)
+        return DispatchResult("invalid_value", reason)
+    decisions = plan_scope(clients, settings, scope, config)
+    for decision in decisions:
+        (warn if decision.outcome is Outcome.OUT_OF_SCOPE else log)("decision", decision.to_log())
+    rollouts = [d for d in decisions if d.needs_rollout]
+    if not rollouts:
+        return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions)
+    name = execution_name(trigger.kind, scope, parameter, rollouts)
+    document = execution_input(trigger.event_id, trigger.kind, parameter, settings, rollouts)
+    try:
+        started = clients.sfn.start_execution(
+            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(document)
+        )
+    except ClientError as error:
+        if error_code(error) != "ExecutionAlreadyExists":
+            raise
+        log("duplicate change", {"execution_name": name})
+        return DispatchResult("duplicate", "this change already has its rollout", name, decisions=decisions)
+    arn = str(started["executionArn"])
+    log("rollout started", {"execution_name": name, "execution_arn": arn, "nodegroups": len(rollouts)})
+    return DispatchResult("started", f"{len(rollouts)} node group(s) to roll", name, arn, decisions)

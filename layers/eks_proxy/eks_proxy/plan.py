@@ -1,0 +1,192 @@
+"""The plan for a scope and the launch template refresh: `reconcile_nodegroup` fed with what AWS says now.
+
+Read-only `plan_scope` is what dispatch (and `eks-proxy plan`) runs; `refresh_launch_template` is the one write of
+the refresh step: it re-reads the node group, then creates one version or reuses the one already made.
+
+Cost per node group (figures in bench/bench_engine.py): up to date = DescribeNodegroup + one
+DescribeLaunchTemplateVersions; out of date adds one paginated DescribeLaunchTemplateVersions (reuse candidates).
+Per cluster, once: ListNodegroups (100 per page), DescribeCluster, DescribeSubnets/DescribeVpcs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from eks_proxy.aws import AwsClients
+from eks_proxy.aws.ec2 import create_template_version, get_template_version, later_versions, template_id_of, vpc_cidrs
+from eks_proxy.aws.eks import NodegroupNotFound, describe_cluster, describe_nodegroup, list_nodegroups
+from eks_proxy.aws.ssm import ParameterValue
+from eks_proxy.config import Settings
+from eks_proxy.no_proxy import NodeContext
+from eks_proxy.proxy_value import ProxyConfig
+from eks_proxy.reconcile import Decision, NodegroupState, Outcome, reconcile_nodegroup
+from eks_proxy.scope import Scope
+
+
+@dataclass
+class ContextCache:
+    """NodeContext per cluster (DescribeCluster + VPC CIDRs are read once per cluster per invocation)."""
+
+    contexts: dict[str, NodeContext] = field(default_factory=dict)
+
+    def get(self, clients: AwsClients, cluster: str) -> NodeContext:
+        if cluster not in self.contexts:
+            info = describe_cluster(clients.eks, cluster)
+            self.contexts[cluster] = NodeContext(
+                region=clients.region,
+                service_cidr=info.service_cidr,
+                cluster_endpoint=info.endpoint,
+                vpc_cidrs=vpc_cidrs(clients.ec2, info.vpc_id, info.subnet_ids),
+            )
+        return self.contexts[cluster]
+
+
+def _decide(
+    clients: AwsClients, settings: Settings, state: NodegroupState, config: ProxyConfig, context: NodeContext
+) -> Decision:
+    """Two-phase decision: the reuse candidates are read only when the current version is out of date."""
+    lt = state.launch_template
+    current = get_template_version(clients.ec2, lt) if lt else None
+    decision = reconcile_nodegroup(
+        state,
+        current,
+        config,
+        context,
+        opt_out_tag_key=settings.opt_out_tag_key,
+        os_hint_tag_key=settings.os_hint_tag_key,
+    )
+    if decision.outcome is Outcome.CREATE_VERSION and lt and current:
+        candidates = later_versions(clients.ec2, lt, current.number)
+        if candidates:
+            decision = reconcile_nodegroup(
+                state,
+                current,
+                config,
+                context,
+                opt_out_tag_key=settings.opt_out_tag_key,
+                os_hint_tag_key=settings.os_hint_tag_key,
+                candidates=candidates,
+            )
+    return decision
+
+
+def plan_nodegroup(
+    clients: AwsClients,
+    settings: Settings,
+    cluster: str,
+    nodegroup: str,
+    config: ProxyConfig,
+    cache: ContextCache | None = None,
+) -> Decision:
+    """The decision for one node group from its current state (read-only)."""
+    try:
+        state = describe_nodegroup(clients.eks, cluster, nodegroup)
+    except NodegroupNotFound as gone:
+        return Decision(cluster=cluster, nodegroup=nodegroup, outcome=Outcome.OUT_OF_SCOPE, reason=str(gone))
+    context = (cache or ContextCache()).get(clients, cluster)
+    return _decide(clients, settings, state, config, context)
+
+
+def _nodegroups(clients: AwsClients, scope: Scope) -> Iterator[tuple[str, str]]:
+    for cluster in scope.clusters:
+        if scope.kind == "nodegroup" and scope.nodegroup:
+            yield cluster, scope.nodegroup
+        else:
+            for nodegroup in list_nodegroups(clients.eks, cluster):
+                yield cluster, nodegroup
+
+
+def plan_scope(
+    clients: AwsClients, settings: Settings, scope: Scope, config: ProxyConfig, cache: ContextCache | None = None
+) -> list[Decision]:
+    """Every node group of `scope` with its decision (read-only), sorted by cluster and node group.
+
+    For a launch template scope, node groups using another template are left out of the result.
+    """
+    cache = cache or ContextCache()
+    decisions: list[Decision] = []
+    for cluster, nodegroup in _nodegroups(clients, scope):
+        try:
+            state = describe_nodegroup(clients.eks, cluster, nodegroup)
+        except NodegroupNotFound as gone:
+            decisions.append(Decision(cluster, nodegroup, Outcome.OUT_OF_SCOPE, reason=str(gone)))
+            continue
+        lt = state.launch_template
+        if scope.kind == "launch_template" and not scope.uses_template(lt.id if lt else None, lt.name if lt else None):
+            continue
+        decisions.append(_decide(clients, settings, state, config, cache.get(clients, cluster)))
+    return sorted(decisions, key=lambda d: (d.cluster, d.nodegroup))
+
+
+def refresh_launch_template(
+    clients: AwsClients,
+    settings: Settings,
+    cluster: str,
+    nodegroup: str,
+    config: ProxyConfig,
+    cache: ContextCache | None = None,
+) -> Decision:
+    """Re-read the node group and make its launch template carry the desired configuration.
+
+    Returns the decision with `target_version` set to the version to roll to: the version just created
+    (CREATE_VERSION), the one made earlier (ROLL_EXISTING) or the current one (UP_TO_DATE). Out of scope (for
+    example the launch template was deleted meanwhile) is returned unchanged, nothing written.
+    """
+    decision = plan_nodegroup(clients, settings, cluster, nodegroup, config, cache)
+    lt = decision.launch_template
+    if decision.outcome is not Outcome.CREATE_VERSION or lt is None or decision.current_version is None:
+        return decision
+    template_id = template_id_of(clients.ec2, lt)
+    if template_id is None or decision.new_user_data is None or decision.desired_fingerprint is None:
+        return Decision(
+            cluster, nodegroup, Outcome.OUT_OF_SCOPE, reason=f"launch template {lt.label()} no longer exists"
+        )
+    created = create_template_version(
+        clients.ec2, lt, template_id, decision.current_version, decision.desired_fingerprint, decision.new_user_data
+    )
+    return Decision(
+        cluster=cluster,
+        nodegroup=nodegroup,
+        outcome=Outcome.CREATE_VERSION,
+        reason=decision.reason,
+        node_os=decision.node_os,
+        launch_template=lt,
+        current_version=decision.current_version,
+        target_version=created,
+        current_fingerprint=decision.current_fingerprint,
+        desired_fingerprint=decision.desired_fingerprint,
+    )
+
+
+def execution_name(trigger: str, scope: Scope, parameter: ParameterValue, rollouts: list[Decision]) -> str:
+    """Deterministic: the same change (scope, parameter version, desired fingerprints, current versions) gets the
+    same name, so StartExecution collapses duplicates; any real change gets a new one. At most 80 characters."""
+    basis = json.dumps(
+        {
+            "scope": scope.key,
+            "parameter": [parameter.name, parameter.version],
+            "nodegroups": [[d.cluster, d.nodegroup, d.desired_fingerprint, d.current_version] for d in rollouts],
+        },
+        sort_keys=True,
+    )
+    return f"{trigger}-{hashlib.sha256(basis.encode()).hexdigest()}"[:80]
+
+
+def execution_input(
+    change_id: str, trigger: str, parameter: ParameterValue, settings: Settings, rollouts: list[Decision]
+) -> dict[str, Any]:
+    """The rollout execution input (docs/ARCHITECTURE.md): canary first, the rest after it. Never the value."""
+    targets = [{"cluster": d.cluster, "nodegroup": d.nodegroup} for d in rollouts]
+    return {
+        "change_id": change_id,
+        "trigger": trigger,
+        "parameter": {"name": parameter.name, "version": parameter.version},
+        "max_concurrency": settings.max_concurrency,
+        "rollback_on_failure": settings.rollback_on_failure,
+        "canary": targets[0],
+        "rest": targets[1:],
+    }

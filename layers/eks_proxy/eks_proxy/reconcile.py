@@ -1,0 +1,236 @@
+"""The reconcile decision per node group, from its current state alone (pure: no AWS here).
+
+`reconcile_nodegroup` answers one question for one node group: out of scope (with the reason and the remedy), up to
+date, roll to an existing version that already carries the desired configuration, or create a new version. Replays,
+duplicates and our own CloudTrail echoes therefore change nothing: the second time round the answer is "up to date"
+or "roll the version you already made".
+
+The impure `plan_scope` / `refresh_launch_template` that read AWS and apply a decision live in `eks_proxy.plan`
+(they take the boto3 clients as arguments), so this module stays free of AWS.
+
+A version we create is recognisable by its description, `eks-proxy <fingerprint> from v<source version>`, and by the
+fingerprint inside its user data; both must agree before it is reused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from eks_proxy.no_proxy import NodeContext
+from eks_proxy.node_os import NodeOS, node_os_for
+from eks_proxy.proxy_value import ProxyConfig
+from eks_proxy.userdata import UserDataError, desired_fingerprint, find_fingerprint, inject, render_userdata
+
+NO_TEMPLATE_REMEDY = "recreate the node group with a launch template (EKS cannot add one to an existing node group)"
+# Node group states in which an update can never start (CREATING/UPDATING only delay it: the rollout waits).
+_DEAD_STATUSES = frozenset({"DELETING", "CREATE_FAILED", "DELETE_FAILED"})
+_DESCRIPTION = re.compile(r"^eks-proxy (?P<fingerprint>[0-9A-Za-z]+) from v(?P<source>\d+)")
+
+
+class Outcome(StrEnum):
+    OUT_OF_SCOPE = "out_of_scope"
+    UP_TO_DATE = "up_to_date"
+    ROLL_EXISTING = "roll_existing"
+    CREATE_VERSION = "create_version"
+
+
+@dataclass(frozen=True)
+class LaunchTemplateRef:
+    """A node group's launch template exactly as the node group holds it (id and/or name, and its version)."""
+
+    id: str | None = None
+    name: str | None = None
+    version: int | None = None
+
+    def for_update(self, version: int) -> dict[str, str]:
+        """The `launchTemplate` argument of UpdateNodegroupVersion: id if the node group has it, else its name."""
+        key = {"id": self.id} if self.id else {"name": self.name or ""}
+        return {**key, "version": str(version)}
+
+    def label(self) -> str:
+        return self.id or self.name or "?"
+
+
+@dataclass(frozen=True)
+class NodegroupState:
+    """What DescribeNodegroup says about one node group (only what the decision needs)."""
+
+    cluster: str
+    name: str
+    status: str
+    ami_type: str
+    launch_template: LaunchTemplateRef | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TemplateVersion:
+    """One launch template version: its number, base64 user data (None when it has none), description."""
+
+    number: int
+    user_data: str | None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The reconcile result for one node group; `new_user_data` (base64) is never logged: it may hold credentials."""
+
+    cluster: str
+    nodegroup: str
+    outcome: Outcome
+    reason: str = ""
+    remedy: str = ""
+    node_os: str | None = None
+    launch_template: LaunchTemplateRef | None = None
+    current_version: int | None = None
+    target_version: int | None = None
+    current_fingerprint: str | None = None
+    desired_fingerprint: str | None = None
+    new_user_data: str | None = field(default=None, repr=False)
+
+    @property
+    def needs_rollout(self) -> bool:
+        return self.outcome in (Outcome.ROLL_EXISTING, Outcome.CREATE_VERSION)
+
+    def to_log(self) -> dict[str, Any]:
+        """Structured log fields (no user data)."""
+        lt = self.launch_template
+        return {
+            "cluster": self.cluster,
+            "nodegroup": self.nodegroup,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "remedy": self.remedy,
+            "node_os": self.node_os,
+            "launch_template": lt.label() if lt else None,
+            "version_before": self.current_version,
+            "version_after": self.target_version,
+            "fingerprint_before": self.current_fingerprint,
+            "fingerprint": self.desired_fingerprint,
+        }
+
+
+def version_description(fingerprint: str, source_version: int) -> str:
+    """The VersionDescription of a version we create (EC2 allows 255 characters)."""
+    return f"eks-proxy {fingerprint} from v{source_version}"
+
+
+def client_token(template_id: str, source_version: int, fingerprint: str) -> str:
+    """CreateLaunchTemplateVersion ClientToken: racing refreshes of one change make one version (EC2 dedups)."""
+    digest = hashlib.sha256(f"{template_id}:{source_version}:{fingerprint}".encode()).hexdigest()
+    return f"eks-proxy-{digest[:48]}"
+
+
+def _fingerprint_of(user_data: str | None) -> str | None:
+    return find_fingerprint(user_data) if user_data else None
+
+
+def find_reusable_version(candidates: Sequence[TemplateVersion], source_version: int, fingerprint: str) -> int | None:
+    """The oldest later version we made from `source_version` that carries `fingerprint`, if any."""
+    for version in sorted(candidates, key=lambda v: v.number):
+        match = _DESCRIPTION.match(version.description or "")
+        if (
+            version.number > source_version
+            and match
+            and match["fingerprint"] == fingerprint
+            and int(match["source"]) == source_version
+            and _fingerprint_of(version.user_data) == fingerprint
+        ):
+            return version.number
+    return None
+
+
+def _new_user_data(current: str | None, config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> str:
+    """Base64 user data for the new version: ours merged into the current one, or ours alone when it has none."""
+    if current:
+        result = inject(current, config, context, node_os).user_data
+        return result.decode() if isinstance(result, bytes) else result
+    return base64.b64encode(render_userdata(config, context, node_os)).decode()
+
+
+def _resolve_os(nodegroup: NodegroupState, os_hint_tag_key: str) -> tuple[NodeOS | None, str]:
+    hint = nodegroup.tags.get(os_hint_tag_key)
+    return node_os_for(nodegroup.ami_type, hint)
+
+
+def reconcile_nodegroup(
+    nodegroup: NodegroupState,
+    current: TemplateVersion | None,
+    config: ProxyConfig,
+    context: NodeContext,
+    *,
+    opt_out_tag_key: str = "eks-proxy/skip",
+    os_hint_tag_key: str = "eks-proxy/os",
+    candidates: Sequence[TemplateVersion] = (),
+) -> Decision:
+    """Decide for one node group from its current state.
+
+    `current` is the launch template version the node group runs (None: it no longer exists); `candidates` are
+    later versions of the same template (only needed when the current one is out of date: callers pass them in a
+    second call, so an up-to-date node group costs no extra read).
+
+    >>> # ng = NodegroupState("prod", "ng-a", "ACTIVE", "AL2023_x86_64_STANDARD", LaunchTemplateRef("lt-1", None, 1))
+    >>> # reconcile_nodegroup(ng, TemplateVersion(1, "<base64>"), config, ctx).outcome  -> Outcome.CREATE_VERSION
+    """
+    out = Decision(nodegroup.cluster, nodegroup.name, Outcome.OUT_OF_SCOPE, launch_template=nodegroup.launch_template)
+    if nodegroup.tags.get(opt_out_tag_key, "").strip().lower() == "true":
+        return replace(
+            out,
+            reason=f"opted out by tag {opt_out_tag_key}=true",
+            remedy=f"remove the tag {opt_out_tag_key} to let eks-proxy manage it",
+        )
+    lt = nodegroup.launch_template
+    if lt is None:
+        return replace(out, reason="node group was created without a launch template", remedy=NO_TEMPLATE_REMEDY)
+    node_os, why = _resolve_os(nodegroup, os_hint_tag_key)
+    if node_os is None:
+        return replace(
+            out, reason=why, remedy=f"for a custom AMI, tag the node group {os_hint_tag_key}=al2023|al2|bottlerocket"
+        )
+    out = replace(out, node_os=node_os.value)
+    if nodegroup.status in _DEAD_STATUSES:
+        return replace(out, reason=f"node group is {nodegroup.status}")
+    if current is None:
+        return replace(
+            out,
+            reason=f"launch template {lt.label()} version {lt.version} no longer exists",
+            remedy="point the node group at an existing launch template version",
+            current_version=lt.version,
+        )
+    desired = desired_fingerprint(config, context, node_os)
+    have = _fingerprint_of(current.user_data)
+    out = replace(out, current_version=current.number, current_fingerprint=have, desired_fingerprint=desired)
+    if have == desired:
+        return replace(out, outcome=Outcome.UP_TO_DATE, target_version=current.number)
+    try:
+        new_user_data = _new_user_data(current.user_data, config, context, node_os)
+    except UserDataError as error:
+        return replace(
+            out,
+            reason=f"user data cannot be merged: {error}",
+            remedy="fix the launch template's user data (MIME multipart for Amazon Linux, TOML for Bottlerocket)",
+        )
+    reusable = find_reusable_version(candidates, current.number, desired)
+    if reusable is not None:
+        return replace(
+            out, outcome=Outcome.ROLL_EXISTING, target_version=reusable, reason="a version with it already exists"
+        )
+    return replace(
+        out, outcome=Outcome.CREATE_VERSION, reason="proxy configuration differs", new_user_data=new_user_data
+    )
+
+
+def decode_user_data(user_data: str) -> bytes:
+    """Raw bytes of base64 launch template user data (used by `eks-proxy plan` for its diff)."""
+    try:
+        return base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        return user_data.encode()

@@ -1,0 +1,366 @@
+"""The rollout step actions: what statemachine/rollout.asl.json calls through RolloutStepFunction.
+
+Every task sends `{"action": "<name>", ...}`; `run_step(event, step)` runs the action and returns its JSON result.
+Errors the state machine reacts to are raised as named exceptions (Lambda reports the class name as the error):
+
+- `InvalidRolloutInput`  bad execution input or an invalid proxy value: the rollout stops before any change;
+- `NodegroupBusy`        EKS `ResourceInUseException` (another update runs): retried with backoff;
+- `ThrottlingException`  AWS throttled us beyond the SDK's own retries: retried with backoff.
+
+Actions (input fields read -> output):
+
+- `validate_input`: `input` (the execution input, docs/ARCHITECTURE.md) -> the input normalised, plus `registry`,
+  `verify`, `wait_seconds` and `waves` (the canary as a wave of one, then the rest);
+- `refresh`: `cluster`, `nodegroup`, `parameter` -> `outcome`, `needs_update`, `launch_template`, `version_before`,
+  `version_after`, `fingerprint`, `reason`, `remedy`;
+- `start_update`: `cluster`, `nodegroup`, `refresh` -> `{"status": "started", "update_id"}`, or
+  `{"status": "waiting"}` while the node group is CREATING (the state machine waits and asks again);
+- `describe_update`: `cluster`, `nodegroup`, `update.update_id` -> `status` (InProgress, Successful, Failed,
+  Cancelled), `update_id`, `errors`;
+- `rollback`: `cluster`, `nodegroup`, `refresh` -> `{"status": "started", "update_id", "version"}` or `skipped`;
+- `record`: the node group item and `outcome` (rolled, skipped, failed) -> `outcome`, `summary`;
+- `notify_failure`: `change_id`, `error` (`Error`, `Cause`), `stage` -> `notified`, `summary`.
+
+The proxy value never travels through the state machine: `refresh` reads the pinned parameter version itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from eks_proxy.aws import AwsClients, error_code
+from eks_proxy.aws.eks import describe_nodegroup, describe_update, update_nodegroup_version
+from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+from eks_proxy.config import Settings
+from eks_proxy.plan import ContextCache, refresh_launch_template
+from eks_proxy.proxy_value import ProxyConfig, ProxyValueError, parse_proxy_value
+from eks_proxy.reconcile import LaunchTemplateRef, Outcome
+
+TRIGGERS = frozenset({"ssm", "nodegroup", "launch_template", "sweep"})
+# EKS names: start with a letter or digit, then letters, digits, - and _ (clusters <= 100, node groups <= 63).
+_CLUSTER = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+_NODEGROUP = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,62}$")
+_THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+MAX_NODEGROUPS = 1000
+MAX_CONCURRENCY = 40  # the inline Map's own limit
+DEFAULT_WAIT_SECONDS = 30
+
+
+class InvalidRolloutInput(ValueError):
+    """The execution input or the proxy value is invalid: nothing is changed."""
+
+
+class NodegroupBusy(RuntimeError):
+    """EKS refused the update because another one is in progress (ResourceInUseException)."""
+
+
+class ThrottlingException(RuntimeError):
+    """AWS kept throttling after the SDK's retries."""
+
+
+def _noop_metric(name: str, value: float) -> None:
+    return None
+
+
+def _noop_log(message: str, fields: Mapping[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class StepContext:
+    """What an action needs: the clients, the settings, and where metrics and structured logs go."""
+
+    clients: AwsClients
+    settings: Settings
+    metric: Callable[[str, float], None] = _noop_metric
+    log: Callable[[str, Mapping[str, Any]], None] = _noop_log
+    warn: Callable[[str, Mapping[str, Any]], None] = _noop_log
+    cache: ContextCache = field(default_factory=ContextCache)
+
+
+def _aws(error: ClientError, cluster: str, nodegroup: str) -> Exception:
+    """Map AWS errors the state machine retries to named errors; anything else propagates unchanged."""
+    code = error_code(error)
+    if code == "ResourceInUseException":
+        return NodegroupBusy(f"{cluster}/{nodegroup}: another update is in progress")
+    if code in _THROTTLED:
+        return ThrottlingException(f"{cluster}/{nodegroup}: throttled ({code})")
+    unchanged: Exception = error
+    return unchanged
+
+
+def _target(event: Mapping[str, Any]) -> tuple[str, str]:
+    cluster, nodegroup = event.get("cluster"), event.get("nodegroup")
+    if not isinstance(cluster, str) or not _CLUSTER.match(cluster):
+        raise InvalidRolloutInput(f"invalid cluster name {str(cluster)[:100]!r}")
+    if not isinstance(nodegroup, str) or not _NODEGROUP.match(nodegroup):
+        raise InvalidRolloutInput(f"invalid node group name {str(nodegroup)[:100]!r}")
+    return cluster, nodegroup
+
+
+def _int(value: Any, what: str, low: int, high: int, default: int | None = None) -> int:
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidRolloutInput(f"{what} must be an integer from {low} to {high}, got {str(value)[:40]!r}")
+    return value
+
+
+def _proxy_config(step: StepContext, parameter: Mapping[str, Any]) -> ProxyConfig:
+    """Read and parse the pinned parameter version; a missing or invalid value is an InvalidRolloutInput."""
+    name = parameter.get("name")
+    if name != step.settings.proxy_parameter_name:
+        raise InvalidRolloutInput(f"parameter must be {step.settings.proxy_parameter_name!r}, got {str(name)[:100]!r}")
+    version = _int(parameter.get("version"), "parameter.version", 1, 10**9)
+    try:
+        value = read_parameter(step.clients.ssm, name, version)
+        return parse_proxy_value(value.value)
+    except ParameterNotFound as missing:
+        raise InvalidRolloutInput(str(missing)) from None
+    except ProxyValueError as invalid:
+        raise InvalidRolloutInput(f"invalid proxy value in {name}:{version}: {invalid}") from None
+
+
+def validate_input(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
+    """Check the execution input and the proxy value it pins; return it normalised for the next states."""
+    doc = event.get("input")
+    if not isinstance(doc, dict):
+        raise InvalidRolloutInput("execution input must be a JSON object")
+    change_id = doc.get("change_id")
+    if not isinstance(change_id, str) or not 0 < len(change_id) <= 128:
+        raise InvalidRolloutInput("change_id must be a non-empty string of at most 128 characters")
+    trigger = doc.get("trigger")
+    if trigger not in TRIGGERS:
+        raise InvalidRolloutInput(f"trigger must be one of {sorted(TRIGGERS)}, got {str(trigger)[:40]!r}")
+    parameter = doc.get("parameter")
+    if not isinstance(parameter, dict):
+        raise InvalidRolloutInput("parameter must be an object with name and version")
+    canary = doc.get("canary")
+    rest = doc.get("rest", [])
+    if not isinstance(canary, dict) or not isinstance(rest, list):
+        raise InvalidRolloutInput("canary must be an object and rest a list of {cluster, nodegroup}")
+    if len(rest) >= MAX_NODEGROUPS:
+        raise InvalidRolloutInput(f"at most {MAX_NODEGROUPS} node groups per rollout")
+    targets: list[dict[str, str]] = []
+    for item in [canary, *rest]:
+        if not isinstance(item, dict):
+            raise InvalidRolloutInput("every node group must be an object {cluster, nodegroup}")
+        cluster, nodegroup = _target(item)
+        if cluster not in step.settings.cluster_names:
+            raise InvalidRolloutInput(f"cluster {cluster!r} is not in CLUSTER_NAMES")
+        if {"cluster": cluster, "nodegroup": nodegroup} in targets:
+            raise InvalidRolloutInput(f"node group {cluster}/{nodegroup} is listed twice")
+        targets.append({"cluster": cluster, "nodegroup": nodegroup})
+    rollback = doc.get("rollback_on_failure", step.settings.rollback_on_failure)
+    if not isinstance(rollback, bool):
+        raise InvalidRolloutInput("rollback_on_failure must be true or false")
+    concurrency = _int(doc.get("max_concurrency"), "max_concurrency", 1, MAX_CONCURRENCY, step.settings.max_concurrency)
+    wait_seconds = _int(doc.get("wait_seconds"), "wait_seconds", 0, 3600, DEFAULT_WAIT_SECONDS)
+    _proxy_config(step, parameter)  # an invalid value stops the rollout here, before any change
+    pinned = {"name": parameter["name"], "version": parameter["version"]}
+    return {
+        "change_id": change_id,
+        "trigger": trigger,
+        "parameter": pinned,
+        "max_concurrency": concurrency,
+        "rollback_on_failure": rollback,
+        "wait_seconds": wait_seconds,
+        "canary": targets[0],
+        "rest": targets[1:],
+        "registry": step.settings.registry_probe,
+        "verify": {
+            "image": step.settings.verify_image,
+            "namespace": step.settings.verify_namespace,
+            "timeout_seconds": step.settings.verify_timeout_seconds,
+        },
+        # The canary is a wave of one; the rest follow with bounded concurrency (one ItemProcessor for both).
+        "waves": [
+            {"wave": "canary", "items": targets[:1], "max_concurrency": 1},
+            {"wave": "rest", "items": targets[1:], "max_concurrency": concurrency},
+        ],
+    }
+
+
+def refresh(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
+    """Re-read the node group; create (or reuse) the launch template version with the desired configuration."""
+    cluster, nodegroup = _target(event)
+    config = _proxy_config(step, event.get("parameter") or {})
+    try:
+        decision = refresh_launch_template(step.clients, step.settings, cluster, nodegroup, config, step.cache)
+    except ClientError as error:
+        raise _aws(error, cluster, nodegroup) from None
+    lt = decision.launch_template
+    if decision.outcome is Outcome.CREATE_VERSION:
+        step.metric("NodegroupsRefreshed", 1)
+    fields = decision.to_log()
+    (step.warn if decision.outcome is Outcome.OUT_OF_SCOPE else step.log)("refresh", fields)
+    return {
+        "outcome": decision.outcome.value,
+        "needs_update": decision.needs_rollout,
+        "reason": decision.reason,
+        "remedy": decision.remedy,
+        "node_os": decision.node_os,
+        "launch_template": {"id": lt.id, "name": lt.name} if lt else None,
+        "version_before": decision.current_version,
+        "version_after": decision.target_version,
+        "fingerprint": decision.desired_fingerprint,
+    }
+
+
+def _ref(refresh_result: Mapping[str, Any]) -> LaunchTemplateRef:
+    lt = refresh_result.get("launch_template") or {}
+    if not lt.get("id") and not lt.get("name"):
+        raise InvalidRolloutInput("refresh result names no launch template")
+    return LaunchTemplateRef(id=lt.get("id"), name=lt.get("name"))
+
+
+def start_update(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
+    """UpdateNodegroupVersion to the refreshed version; `waiting` while the node group is still CREATING."""
+    cluster, nodegroup = _target(event)
+    result = event.get("refresh") or {}
+    version = _int(result.get("version_after"), "refresh.version_after", 1, 10**9)
+    try:
+        state = describe_nodegroup(step.clients.eks, cluster, nodegroup)
+        if state.status == "CREATING":
+            return {"status": "waiting", "reason": "node group is CREATING"}
+        update_id = update_nodegroup_version(
+            step.clients.eks, cluster, nodegroup, _ref(result), version, force=step.settings.force_update
+        )
+    except ClientError as error:
+        raise _aws(error, cluster, nodegroup) from None
+    step.log("update started", {"cluster": cluster, "nodegroup": nodegroup, "update_id": update_id, "version": version})
+    return {"status": "started", "update_id": update_id}
+
+
+def describe_update_step(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
+    """The status of the node group update started by `start_update`."""
+    cluster, nodegroup = _target(event)
+    update_id = (event.get("update") or {}).get("update_id")
+    if not isinstance(update_id, str) or not update_id:
+        raise InvalidRolloutInput("update.update_id is missing")
+    try:
+        status = describe_update(step.clients.eks, cluster, nodegroup, update_id)
+    except ClientError as error:
+        raise _aws(error, cluster, nodegroup) from None
+    return {"status": status.status, "update_id": update_id, "errors": list(status.errors)}
+
+
+def rollback(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
+    """Roll a failed node group back to the launch template version it ran before this rollout."""
+    cluster, nodegroup = _target(event)
+    result = event.get("refresh") or {}
+    before, after = result.get("version_before"), result.get("version_after")
+    if not isinstance(before, int) or before == after:
+        return {"status": "skipped", "reason": "no earlier version to return to"}
+    try:
+        update_id = update_nodegroup_version(
+            step.clients.eks, cluster, nodegroup, _ref(result), before, force=step.settings.force_update
+        )
+    except ClientError as error:
+        raise _aws(error, cluster, nodegroup) from None
+    step.warn("rollback started", {"cluster": cluster, "nodegroup": nodegroup, "version": before})
+    return {"status": "started", "update_id": update_id, "version": before}
+
+
+_OUTCOME_METRIC = {"rolled": "NodegroupsRolled", "skipped": "NodegroupsSkipped", "failed": "NodegroupsFailed"}
+
+
+def _verification_summary(item: Mapping[str, Any]) -> str:
+    verification = item.get("verification")
+    if isinstance(verification, dict):
+        return str(verification.get("summary") or ("ok" if verification.get("ok") else "failed"))
+    return ""
+
+
+def record(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
+    """One structured log line and one metric per node group: what happened, versions before -> after."""
+    cluster, nodegroup = _target(event)
+    outcome = event.get("outcome")
+    if outcome not in _OUTCOME_METRIC:
+        raise InvalidRolloutInput(f"outcome must be one of {sorted(_OUTCOME_METRIC)}, got {str(outcome)[:40]!r}")
+    refreshed = event.get("refresh") or {}
+    update = event.get("update") or {}
+    fields = {
+        "cluster": cluster,
+        "nodegroup": nodegroup,
+        "outcome": outcome,
+        "decision": refreshed.get("outcome"),
+        "reason": refreshed.get("reason"),
+        "launch_template": (refreshed.get("launch_template") or {}).get("id")
+        or (refreshed.get("launch_template") or {}).get("name"),
+        "version_before": refreshed.get("version_before"),
+        "version_after": refreshed.get("version_after"),
+        "fingerprint": refreshed.get("fingerprint"),
+        "update_id": update.get("update_id"),
+        "update_status": update.get("status"),
+        "update_errors": update.get("errors"),
+        "verification": _verification_summary(event),
+        "rollback": (event.get("rollback") or {}).get("status"),
+    }
+    step.metric(_OUTCOME_METRIC[outcome], 1)
+    (step.warn if outcome == "failed" else step.log)("nodegroup " + outcome, fields)
+    if outcome == "failed":
+        why = fields["update_errors"] or fields["verification"] or update.get("status") or "failed"
+        summary = f"{cluster}/{nodegroup} failed: {why}"
+    elif outcome == "skipped":
+        summary = f"{cluster}/{nodegroup} skipped: {refreshed.get('reason') or refreshed.get('outcome')}"
+    else:
+        summary = f"{cluster}/{nodegroup} rolled to version {refreshed.get('version_after')}"
+    return {"outcome": outcome, "summary": summary}
+
+
+def _cause(error: Mapping[str, Any]) -> str:
+    """The human part of a Step Functions error cause (a Lambda error cause is JSON with errorMessage)."""
+    cause = str(error.get("Cause") or "")
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause[:500]
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"])[:500]
+    return cause[:500]
+
+
+def notify_failure(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
+    """Publish the failure to the alarm topic and count it (metric RolloutFailed); the state machine then fails."""
+    error = event.get("error") or {}
+    stage = str(event.get("stage") or "rollout")
+    summary = f"eks-proxy {stage} failed ({error.get('Error', 'unknown')}): {_cause(error)}"
+    change_id = str(event.get("change_id") or "?")
+    step.metric("RolloutFailed", 1)
+    step.warn(
+        "rollout failed", {"change_id": change_id, "stage": stage, "error": error.get("Error"), "summary": summary}
+    )
+    message = {"change_id": change_id, "stage": stage, "error": error.get("Error"), "summary": summary}
+    step.clients.sns.publish(
+        TopicArn=step.settings.alarm_topic_arn,
+        Subject="eks-proxy rollout failed"[:100],
+        Message=json.dumps(message, indent=2),
+    )
+    return {"notified": True, "summary": summary}
+
+
+ACTIONS: dict[str, Callable[[Mapping[str, Any], StepContext], dict[str, Any]]] = {
+    "validate_input": validate_input,
+    "refresh": refresh,
+    "start_update": start_update,
+    "describe_update": describe_update_step,
+    "rollback": rollback,
+    "record": record,
+    "notify_failure": notify_failure,
+}
+
+
+def run_step(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
+    """Run the action named by `event["action"]`."""
+    action = event.get("action")
+    handler = ACTIONS.get(action) if isinstance(action, str) else None
+    if handler is None:
+        raise InvalidRolloutInput(f"unknown action {str(action)[:40]!r}; expected one of {sorted(ACTIONS)}")
+    return handler(event, step)
