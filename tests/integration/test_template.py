@@ -1,0 +1,486 @@
+"""template.yaml as a user meets it: `sam validate --lint`, `sam build` without Docker, what gets deployed, IAM.
+
+`sam build` runs once per module (a module fixture) into a temporary directory; the content checks evaluate the
+template for concrete parameter values with tests/integration/cfn_template.py, and the IAM checks look at the
+CloudFormation that SAM generates (roles included), not only at what we wrote.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import require_tool
+from tests.integration.cfn_template import ACCOUNT, REGION, REPO, Stack, load_template, sam_transform
+
+TEMPLATE = load_template()
+FUNCTIONS = {
+    "DispatchFunction": "dispatch",
+    "RolloutStepFunction": "rollout_step",
+    "PreflightFunction": "preflight",
+    "VerifyFunction": "verify",
+}
+SUBSTITUTIONS = {"RolloutStepFunctionArn", "PreflightFunctionArn", "VerifyFunctionArn", "AlarmTopicArn"}
+TWO_CLUSTERS = {"ClusterNames": "prod,staging"}
+SAM_ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "SAM_CLI_DISABLE_VERSION_CHECK": "1"}
+
+
+def sam(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    require_tool("sam")
+    return subprocess.run(
+        ["sam", *args], cwd=cwd, env=SAM_ENV, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+# ------------------------------------------------------------------------------------------------ lint and build
+def test_sam_validate_lint_is_clean() -> None:
+    done = sam("validate", "--lint")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is a valid SAM Template" in done.stdout + done.stderr
+
+
+@dataclass(frozen=True)
+class Build:
+    root: Path
+    seconds: float
+    output: str
+
+    @property
+    def layer(self) -> Path:
+        return self.root / "EksProxyLayer" / "python"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """One `sam build` for the module, as a user runs it: no Docker, no parameters (clusters come at deploy)."""
+    out = tmp_path_factory.mktemp("sam-build")
+    started = time.monotonic()
+    done = sam("build", "--build-dir", str(out / "build"), "--cache-dir", str(out / "cache"))
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return Build(out / "build", seconds, done.stdout + done.stderr)
+
+
+@pytest.mark.slow
+def test_build_succeeds_without_docker(built: Build) -> None:
+    assert "Build Succeeded" in built.output
+    assert "--use-container" not in built.output and "docker" not in built.output.lower()
+    assert (built.root / "template.yaml").is_file()
+    for logical_id, directory in FUNCTIONS.items():
+        code = built.root / logical_id
+        assert (code / "app.py").read_bytes() == (REPO / "functions" / directory / "app.py").read_bytes()
+        # Handlers ship alone: everything else comes from the layer (boto3 from the runtime).
+        vendored = [p.name for p in code.iterdir() if p.is_dir() and p.name != "__pycache__"]
+        assert vendored == [], f"{logical_id} vendors {vendored}"
+
+
+def test_functions_have_no_requirements_txt() -> None:
+    # A function with requirements.txt makes `sam build` demand exactly python3.13 on PATH (or Docker).
+    assert list((REPO / "functions").glob("*/requirements.txt")) == []
+
+
+@pytest.mark.slow
+def test_layer_ships_the_package_and_its_dependencies_for_cp313_x86_64(built: Build) -> None:
+    layer = built.layer
+    for module in ("eks_proxy", "aws_lambda_powertools", "pydantic", "pydantic_core", "tomlkit"):
+        assert (layer / module / "__init__.py").is_file(), module
+    extension = list((layer / "pydantic_core").glob("_pydantic_core.*.so"))
+    assert [p.name for p in extension] == ["_pydantic_core.cpython-313-x86_64-linux-gnu.so"]
+    wheel = next(layer.glob("pydantic_core-*.dist-info")) / "WHEEL"
+    assert "Tag: cp313-cp313-manylinux" in wheel.read_text() and "x86_64" in wheel.read_text()
+    # The runtime provides boto3/botocore; bytecode and test suites are dead weight.
+    for absent in ("boto3", "botocore", "s3transfer", "bin"):
+        assert not (layer / absent).exists(), absent
+    assert not list(layer.rglob("__pycache__"))
+    assert not [p for p in layer.rglob("tests") if p.is_dir()]
+
+
+@pytest.mark.slow
+def test_layer_has_every_module_of_the_package(built: Build) -> None:
+    source = REPO / "layers" / "eks_proxy" / "eks_proxy"
+    wanted = {p.relative_to(source) for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    shipped = {p.relative_to(built.layer / "eks_proxy") for p in (built.layer / "eks_proxy").rglob("*") if p.is_file()}
+    assert wanted == shipped
+
+
+def _python313() -> str | None:
+    candidates = [
+        shutil.which("python3.13"),
+        *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3.13"))),
+    ]
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.mark.slow
+def test_layer_imports_on_python_313(built: Build) -> None:
+    """The Lambda runtime's view: only the layer and the standard library (plus boto3, not needed to import)."""
+    python = _python313()
+    if python is None:
+        pytest.skip("no Python 3.13 interpreter here (optional: the build itself never needs one)")
+    code = "import eks_proxy, pydantic, pydantic_core, tomlkit, aws_lambda_powertools; print(pydantic_core.__version__)"
+    done = subprocess.run(
+        [python, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(built.layer)!r}); {code}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_layer_build_matches_the_function_architecture() -> None:
+    globals_ = TEMPLATE["Globals"]["Function"]
+    layer = TEMPLATE["Resources"]["EksProxyLayer"]
+    makefile = (REPO / "layers" / "eks_proxy" / "Makefile").read_text()
+    assert globals_["Runtime"] == "python3.13" and layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert globals_["Architectures"] == ["x86_64"] == layer["Properties"]["CompatibleArchitectures"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "x86_64"}
+    assert re.search(r"^PLATFORM \?= manylinux2014_x86_64$", makefile, re.M)
+    assert re.search(r"^PYTHON_VERSION \?= 3\.13$", makefile, re.M)
+    assert "build-EksProxyLayer:" in makefile and "--only-binary=:all:" in makefile
+
+
+# ------------------------------------------------------------------------------------------- the engine contract
+def contract_env_vars() -> set[str]:
+    """Every variable named in docs/ARCHITECTURE.md's "Environment variables" table."""
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    table = doc.split("Environment variables", 1)[1].split("State machine", 1)[0]
+    names: set[str] = set()
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
+    return names
+
+
+def function_env(logical_id: str) -> dict[str, Any]:
+    env = dict(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
+    own = TEMPLATE["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
+    env.update(own)
+    return env
+
+
+def test_every_contract_variable_is_set() -> None:
+    names = contract_env_vars()
+    assert len(names) >= 17, names
+    assert names <= set(function_env("DispatchFunction"))
+    for logical_id in FUNCTIONS:
+        # Only dispatch starts rollouts and filters CloudTrail; the rest get the shared settings.
+        assert names - {"STATE_MACHINE_ARN", "OWN_ROLE_ARNS"} <= set(function_env(logical_id)), logical_id
+
+
+def test_dispatch_knows_the_state_machine_and_the_writing_role() -> None:
+    env = function_env("DispatchFunction")
+    assert env["STATE_MACHINE_ARN"] == {"Ref": "RolloutStateMachine"}
+    assert env["OWN_ROLE_ARNS"] == {"Fn::GetAtt": ["RolloutStepFunctionRole", "Arn"]}
+    stack = Stack(TEMPLATE, {"ClusterNames": "prod, staging"})
+    assert stack.resolve(env["CLUSTER_NAMES"]) == "prod, staging"
+
+
+def test_state_machine_substitutions_cover_the_definition() -> None:
+    machine = TEMPLATE["Resources"]["RolloutStateMachine"]["Properties"]
+    assert machine["Type"] == "STANDARD"
+    assert machine["DefinitionUri"] == "statemachine/rollout.asl.json"
+    definition = (REPO / machine["DefinitionUri"]).read_text()
+    json.loads(definition)
+    used = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", definition))
+    assert set(machine["DefinitionSubstitutions"]) == SUBSTITUTIONS
+    assert used and used <= SUBSTITUTIONS, used - SUBSTITUTIONS
+    assert machine["Logging"]["Level"] in {"ALL", "ERROR"}
+
+
+def test_every_function_logs_json_to_a_log_group_with_retention() -> None:
+    resources = TEMPLATE["Resources"]
+    groups = []
+    for logical_id in FUNCTIONS:
+        logging = resources[logical_id]["Properties"]["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON"
+        groups.append(logging["LogGroup"]["Ref"])
+    destinations = resources["RolloutStateMachine"]["Properties"]["Logging"]["Destinations"]
+    groups.append(destinations[0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0])
+    assert len(set(groups)) == len(groups) == 5
+    for group in groups:
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+        assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert TEMPLATE["Parameters"]["LogRetentionDays"]["Default"] == 30
+
+
+def test_alarms_notify_the_topic() -> None:
+    stack = Stack(TEMPLATE, TWO_CLUSTERS)
+    alarms = {k: r["Properties"] for k, r in stack.resources().items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    text = json.dumps(alarms)
+    for metric in ("RolloutFailed", "ParameterDeleted", "ExecutionsFailed"):
+        assert metric in text, metric
+    assert "FROM EksProxy" in text  # the namespace POWERTOOLS_METRICS_NAMESPACE sets
+    assert TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "EksProxy"
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and alarm["Threshold"] == 1
+    topic = stack.resources()["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}
+
+
+def test_alarm_email_subscription_only_when_set() -> None:
+    assert "AlarmEmailSubscription" not in Stack(TEMPLATE, TWO_CLUSTERS).resources()
+    with_mail = Stack(TEMPLATE, {**TWO_CLUSTERS, "AlarmEmail": "platform@example.com"})
+    subscription = with_mail.resolve(with_mail.resources()["AlarmEmailSubscription"]["Properties"])
+    assert subscription == {"TopicArn": "ref:AlarmTopic", "Protocol": "email", "Endpoint": "platform@example.com"}
+
+
+def test_saved_queries() -> None:
+    queries = {
+        r["Properties"]["Name"] for r in TEMPLATE["Resources"].values() if r["Type"] == "AWS::Logs::QueryDefinition"
+    }
+    assert queries == {
+        "eks-proxy/what did the last rollout do",
+        "eks-proxy/node groups skipped and why",
+        "eks-proxy/failures",
+    }
+
+
+def test_outputs() -> None:
+    outputs = TEMPLATE["Outputs"]
+    assert {"RolloutStateMachineArn", "AlarmTopicArn", "DispatchFunctionName", "LogsInsightsQueriesUrl"} <= set(outputs)
+    url = Stack(TEMPLATE, TWO_CLUSTERS).resolve(outputs["LogsInsightsQueriesUrl"]["Value"])
+    assert url == f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logsV2:logs-insights"
+
+
+# --------------------------------------------------------------------------------------- VPC and access entries
+@pytest.mark.parametrize("logical_id", ["PreflightFunction", "VerifyFunction"])
+def test_vpc_config_only_when_subnets_are_given(logical_id: str) -> None:
+    role = f"{logical_id}Role"
+    outside = Stack(TEMPLATE, TWO_CLUSTERS)
+    props = outside.resolve(TEMPLATE["Resources"][logical_id]["Properties"])
+    assert "VpcConfig" not in props
+    assert not [
+        a for a in outside.resolve(TEMPLATE["Resources"][role]["Properties"]["ManagedPolicyArns"]) if "VPC" in a
+    ]
+    inside = Stack(TEMPLATE, {**TWO_CLUSTERS, "SubnetIds": "subnet-1,subnet-2", "SecurityGroupIds": "sg-1"})
+    props = inside.resolve(TEMPLATE["Resources"][logical_id]["Properties"])
+    assert props["VpcConfig"] == {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
+    assert any(
+        a.endswith("/AWSLambdaVPCAccessExecutionRole")
+        for a in inside.resolve(TEMPLATE["Resources"][role]["Properties"]["ManagedPolicyArns"])
+    )
+
+
+def access_entries(parameters: dict[str, str]) -> dict[str, dict[str, Any]]:
+    stack = Stack(TEMPLATE, parameters)
+    return {
+        k: stack.resolve(r["Properties"]) for k, r in stack.resources().items() if r["Type"] == "AWS::EKS::AccessEntry"
+    }
+
+
+def test_one_namespace_scoped_access_entry_per_cluster() -> None:
+    entries = access_entries(TWO_CLUSTERS)
+    assert sorted(e["ClusterName"] for e in entries.values()) == ["prod", "staging"]
+    for entry in entries.values():
+        assert entry["PrincipalArn"] == f"arn:aws:iam::{ACCOUNT}:role/eks-proxy-VerifyFunctionRole-EXAMPLE1234"
+        assert entry["Type"] == "STANDARD"
+        assert entry["AccessPolicies"] == [
+            {
+                "PolicyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy",
+                "AccessScope": {"Type": "namespace", "Namespaces": ["eks-proxy-verify"]},
+            }
+        ]
+
+
+def test_access_entries_can_be_turned_off() -> None:
+    assert access_entries({**TWO_CLUSTERS, "EnableAccessEntries": "false"}) == {}
+
+
+def test_ten_clusters_get_entries_and_an_eleventh_fails_the_deployment() -> None:
+    ten = ",".join(f"c{i}" for i in range(10))
+    assert sorted(e["ClusterName"] for e in access_entries({"ClusterNames": ten}).values()) == sorted(ten.split(","))
+    assert "AtMostTenClustersWithAccessEntries" not in Stack(TEMPLATE, {"ClusterNames": ten}).resources()
+    eleven = Stack(TEMPLATE, {"ClusterNames": ten + ",c10"}).resources()
+    assert "AtMostTenClustersWithAccessEntries" in eleven
+    off = Stack(TEMPLATE, {"ClusterNames": ten + ",c10", "EnableAccessEntries": "false"}).resources()
+    assert "AtMostTenClustersWithAccessEntries" not in off
+
+
+def test_trail_only_when_asked() -> None:
+    kinds = {"AWS::CloudTrail::Trail", "AWS::S3::Bucket", "AWS::S3::BucketPolicy"}
+    assert not [r for r in Stack(TEMPLATE, TWO_CLUSTERS).resources().values() if r["Type"] in kinds]
+    stack = Stack(TEMPLATE, {**TWO_CLUSTERS, "CreateTrail": "true"})
+    created = {r["Type"]: stack.resolve(r["Properties"]) for r in stack.resources().values() if r["Type"] in kinds}
+    assert set(created) == kinds
+    trail = created["AWS::CloudTrail::Trail"]
+    assert trail["IsLogging"] is True
+    assert trail["EventSelectors"] == [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}]
+    statements = created["AWS::S3::BucketPolicy"]["PolicyDocument"]["Statement"]
+    trail_arn = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{trail['TrailName']}"
+    for statement in statements:
+        if statement["Effect"] == "Allow":
+            assert statement["Condition"]["StringEquals"]["aws:SourceArn"] == trail_arn
+
+
+# ------------------------------------------------------------------------------------------------------------ IAM
+# Actions that support no resource-level permissions, with why we need them. Everything else that writes must name
+# its resources.
+STAR_WRITES_ALLOWED = {
+    # Step Functions delivers execution logs through CloudWatch Logs vended log delivery.
+    "logs:CreateLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:PutResourcePolicy",
+}
+READ = re.compile(r"^[a-z0-9-]+:(Describe|List|Get|BatchGet)[A-Za-z]*$")
+AWS_BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+AWS_VPC = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+IAM_CASES = {
+    "defaults": TWO_CLUSTERS,
+    "everything-on": {
+        **TWO_CLUSTERS,
+        "SubnetIds": "subnet-1",
+        "SecurityGroupIds": "sg-1",
+        "ProxyParameterKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "RequireLaunchTemplateTag": "true",
+        "CreateTrail": "true",
+        "AlarmEmail": "platform@example.com",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    condition: dict[str, Any] | None
+
+
+def grants(case: str) -> tuple[list[Grant], dict[str, list[str]]]:
+    """Every Allow statement of every role SAM generates, resolved; and each role's managed policies."""
+    parameters = IAM_CASES[case]
+    transformed = sam_transform(TEMPLATE, {"ClusterNames": parameters["ClusterNames"]})
+    stack = Stack(transformed, parameters)
+    found: list[Grant] = []
+    managed: dict[str, list[str]] = {}
+    for logical_id, resource in stack.resources().items():
+        if resource["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group"}:
+            raise AssertionError(f"unexpected identity resource {logical_id}: extend this test")
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        props = stack.resolve(resource["Properties"])
+        managed[logical_id] = props.get("ManagedPolicyArns", [])
+        for policy in props.get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                assert statement["Effect"] == "Allow", statement
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                found.append(Grant(logical_id, tuple(actions), tuple(resources), statement.get("Condition")))
+    return found, managed
+
+
+@pytest.fixture(scope="module", params=sorted(IAM_CASES))
+def iam(request: pytest.FixtureRequest) -> tuple[str, list[Grant], dict[str, list[str]]]:
+    require_tool("sam")
+    found, managed = grants(request.param)
+    return request.param, found, managed
+
+
+def test_no_write_action_on_every_resource(iam: tuple[str, list[Grant], dict[str, list[str]]]) -> None:
+    _, found, _ = iam
+    offenders = [
+        (g.role, action)
+        for g in found
+        if "*" in g.resources
+        for action in g.actions
+        if not READ.match(action) and action not in STAR_WRITES_ALLOWED
+    ]
+    assert offenders == []
+    assert not [g for g in found for a in g.actions if a == "*" or a.endswith(":*")]
+
+
+def test_managed_policies_are_only_the_lambda_basics(iam: tuple[str, list[Grant], dict[str, list[str]]]) -> None:
+    case, _, managed = iam
+    for role, arns in managed.items():
+        if role == "RolloutStateMachineRole":
+            assert arns == [], arns
+            continue
+        in_vpc = case == "everything-on" and role in {"PreflightFunctionRole", "VerifyFunctionRole"}
+        assert arns == ([AWS_BASIC, AWS_VPC] if in_vpc else [AWS_BASIC]), (role, arns)
+
+
+def actions_of(found: list[Grant], action: str) -> list[Grant]:
+    return [g for g in found if action in g.actions]
+
+
+def test_only_the_rollout_step_writes_to_eks_and_ec2(iam: tuple[str, list[Grant], dict[str, list[str]]]) -> None:
+    case, found, _ = iam
+    writers = {
+        g.role for a in ("eks:UpdateNodegroupVersion", "ec2:CreateLaunchTemplateVersion") for g in actions_of(found, a)
+    }
+    assert writers == {"RolloutStepFunctionRole"}  # == OWN_ROLE_ARNS, so dispatch can drop its CloudTrail events
+    (update,) = actions_of(found, "eks:UpdateNodegroupVersion")
+    assert update.resources == ("arn:*:eks:*:*:nodegroup/prod/*/*", "arn:*:eks:*:*:nodegroup/staging/*/*")
+    assert update.condition == {"StringEquals": {"aws:RequestedRegion": REGION}}
+    (version,) = actions_of(found, "ec2:CreateLaunchTemplateVersion")
+    assert version.actions == ("ec2:CreateLaunchTemplateVersion",)
+    assert version.resources == (f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/*",)
+    tagged = {"StringEquals": {"aws:ResourceTag/eks-proxy/managed": "true"}}
+    assert version.condition == (tagged if case == "everything-on" else None)
+
+
+def test_cluster_reads_are_scoped_to_the_clusters(iam: tuple[str, list[Grant], dict[str, list[str]]]) -> None:
+    _, found, _ = iam
+    for grant in actions_of(found, "eks:DescribeCluster") + actions_of(found, "eks:ListNodegroups"):
+        assert grant.resources == ("arn:*:eks:*:*:cluster/prod", "arn:*:eks:*:*:cluster/staging"), grant
+        assert grant.condition == {"StringEquals": {"aws:RequestedRegion": REGION}}
+    assert {g.role for g in actions_of(found, "eks:DescribeCluster")} == {
+        "DispatchFunctionRole",
+        "RolloutStepFunctionRole",
+        "VerifyFunctionRole",
+    }
+
+
+def test_parameter_reads_name_the_one_parameter(iam: tuple[str, list[Grant], dict[str, list[str]]]) -> None:
+    case, found, _ = iam
+    reads = actions_of(found, "ssm:GetParameter")
+    assert {g.role for g in reads} == {"DispatchFunctionRole", "RolloutStepFunctionRole", "PreflightFunctionRole"}
+    for grant in reads:
+        # A name with a leading slash maps to ...:parameter/eks-proxy/config (no double slash).
+        assert grant.resources == (f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/eks-proxy/config",)
+    decrypt = [g for g in actions_of(found, "kms:Decrypt") if "kms:GenerateDataKey*" not in g.actions]
+    if case == "everything-on":
+        assert {g.role for g in decrypt} == {g.role for g in reads}
+        assert {g.resources for g in decrypt} == {(IAM_CASES[case]["ProxyParameterKmsKeyArn"],)}
+    else:
+        assert decrypt == []
+
+
+def test_rollout_and_alarm_grants(iam: tuple[str, list[Grant], dict[str, list[str]]]) -> None:
+    _, found, _ = iam
+    (start,) = actions_of(found, "states:StartExecution")
+    assert (start.role, start.resources) == ("DispatchFunctionRole", ("ref:RolloutStateMachine",))
+    publishers = actions_of(found, "sns:Publish")
+    assert {g.role for g in publishers} == {
+        "DispatchFunctionRole",
+        "RolloutStepFunctionRole",
+        "RolloutStateMachineRole",
+    }
+    for grant in publishers:
+        assert grant.resources in {
+            ("ref:AlarmTopic",),
+            (f"arn:aws:sns:{REGION}:{ACCOUNT}:getatt:AlarmTopic.TopicName",),
+        }
+    invokes = actions_of(found, "lambda:InvokeFunction")
+    assert {g.role for g in invokes} == {"RolloutStateMachineRole"}
+    assert sorted(r for g in invokes for r in g.resources) == sorted(
+        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ref:{name}*" for name in FUNCTIONS if name != "DispatchFunction"
+    )
