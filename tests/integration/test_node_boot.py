@@ -1,27 +1,346 @@
-"""Node simulation: boot rendered user data on a simulated private-subnet node and pull through a real proxy.
+"""Node simulation: boot the user data `eks-proxy render` writes on a simulated private-subnet EKS node, then pull
+an image from the node through a real proxy with exactly the environment containerd would get.
 
-Real: tinyproxy, docker-registry (TLS, distribution v2), skopeo (the Go container-image stack containerd also
-uses, honouring HTTP(S)_PROXY/NO_PROXY the same way), iproute2 namespaces and routing, bash running the boothooks,
-curl talking to a fake IMDS over TCP. Simulated: cloud-init (MIME parsing + running parts), nodeadm (NodeConfig
-merge + environment files), systemd (environment derivation from drop-ins, systemctl stubbed), the IMDS itself.
+REAL: network namespaces and routing (the node's only way out is the proxy host), tinyproxy, docker-registry
+(distribution v2, TLS with a test CA, image pushed at setup), skopeo (Go's container-image stack, which honours
+HTTP(S)_PROXY/NO_PROXY exactly as containerd does), bash/sh running the boothooks, curl talking to the IMDS over
+TCP, the `eks-proxy` CLI run as a process.
+SIMULATED: cloud-init (MIME parsing, boothook/shell-script execution rules), nodeadm (NodeConfig merge and the
+environment files it writes), systemd (the environment a unit gets, derived from the files; systemctl stubbed),
+the instance metadata service (IMDSv2-only fake), and Bottlerocket entirely (its proxy.env template applied to
+the TOML). See tests/integration/nodesim/ for each emulation and its source.
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
+import shutil
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_tool
+from tests.integration.nodesim import bottlerocket, samples
+from tests.integration.nodesim.boot import BOOTHOOK, NODECONFIG, BootResult, parse_user_data
 from tests.integration.nodesim.image import build_oci_image, pull_image, push_image
 from tests.integration.nodesim.pki import issue_cert, make_ca
 from tests.integration.nodesim.services import start_registry, start_tinyproxy
+from tests.integration.nodesim.systemd import parse_environment_file, split_words
+from tests.integration.nodesim.testbed import (
+    IMDS_IP,
+    NODE_IP,
+    PROXY_IP,
+    PROXY_PORT,
+    REGISTRY_NAME,
+    REGISTRY_PORT,
+    VPC_CIDR,
+    Testbed,
+)
 
-TOOLS = ("tinyproxy", "docker-registry", "skopeo", "ip", "unshare", "openssl")
+REGION = "eu-west-1"
+SERVICE_CIDR = "172.20.0.0/16"
+CLUSTER_ENDPOINT = "https://0123456789ABCDEF0123456789ABCDEF.gr7.eu-west-1.eks.amazonaws.com"
+API_HOST = "0123456789abcdef0123456789abcdef.gr7.eu-west-1.eks.amazonaws.com"
+PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy")
+UNITS = {"al2023": ("containerd", "kubelet"), "al2": ("containerd", "kubelet", "sandbox-image")}
 
-pytestmark = pytest.mark.netns
+netns = pytest.mark.netns
+
+
+# --- how users touch it: the CLI, and what EKS adds to the user data -------------------------------------------
+
+
+def _cli() -> str:
+    beside_python = Path(sys.executable).with_name("eks-proxy")
+    found = str(beside_python) if beside_python.exists() else shutil.which("eks-proxy")
+    assert found, "the eks-proxy console script is not installed (make install)"
+    return found
+
+
+def _context_args(vpc_cidrs: tuple[str, ...]) -> list[str]:
+    args = ["--region", REGION, "--service-cidr", SERVICE_CIDR, "--cluster-endpoint", CLUSTER_ENDPOINT]
+    for cidr in vpc_cidrs:
+        args += ["--vpc-cidr", cidr]
+    return args
+
+
+def render(node_os: str, value: str, *, vpc_cidrs: tuple[str, ...] = ()) -> bytes:
+    """`eks-proxy render ...` as a user runs it; no --vpc-cidr by default, so the boothook must read it from IMDS."""
+    cmd = [_cli(), "render", "--value", value, "--os", node_os, *_context_args(vpc_cidrs)]
+    done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout, "eks-proxy render wrote nothing"
+    return done.stdout
+
+
+def inject(existing: bytes, node_os: str, value: str) -> bytes:
+    cmd = [_cli(), "inject", "--value", value, "--os", node_os, *_context_args(()), "-"]
+    done = subprocess.run(cmd, input=existing, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+EKS_NODECONFIG = f"""---
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  cluster:
+    name: demo
+    apiServerEndpoint: {CLUSTER_ENDPOINT}
+    certificateAuthority: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t
+    cidr: {SERVICE_CIDR}
+"""
+# Stands in for EKS's `/etc/eks/bootstrap.sh <cluster>` part: it records which drop-ins exist when it runs
+# (bootstrap.sh starts containerd and kubelet, so ours must already be there).
+EKS_BOOTSTRAP = """#!/bin/bash
+set -e
+mkdir -p /var/lib/nodesim-eks
+ls /etc/systemd/system/containerd.service.d/ > /var/lib/nodesim-eks/containerd-dropins-at-bootstrap
+"""
+EKS_BOTTLEROCKET = f"""
+[settings.kubernetes]
+cluster-name = "demo"
+api-server = "{CLUSTER_ENDPOINT}"
+cluster-certificate = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"
+"""
+
+
+def as_launched_by_eks(user_data: bytes, node_os: str) -> bytes:
+    """What the node really receives: EKS appends its own part after ours (MIME) or its settings (TOML)."""
+    if node_os == "bottlerocket":
+        return user_data + EKS_BOTTLEROCKET.encode()
+    parts = [(p.content_type, p.payload.decode()) for p in parse_user_data(user_data)]
+    eks_part = (NODECONFIG, EKS_NODECONFIG) if node_os == "al2023" else ("text/x-shellscript", EKS_BOOTSTRAP)
+    return samples.mime(*parts, eks_part)
+
+
+def without_parts(user_data: bytes, content_type: str) -> bytes:
+    return samples.mime(*[(p.content_type, p.payload.decode()) for p in parse_user_data(user_data)
+                          if p.content_type != content_type])  # fmt: skip
+
+
+# --- shared assertions -------------------------------------------------------------------------------------------
+
+
+def assert_clean_boot(booted: BootResult) -> None:
+    assert booted.runs, "no boothook or shell script ran"
+    assert not booted.failed(), [(r.part.filename, r.returncode, r.output) for r in booted.failed()]
+
+
+def assert_proxy_environment(env: dict[str, str], proxy_value: str) -> list[str]:
+    """Both cases of all three variables, pointing at the proxy; returns the NO_PROXY entries."""
+    for variable in PROXY_VARIABLES:
+        assert env.get(variable) == proxy_value, (variable, env)
+    assert env.get("no_proxy") == env.get("NO_PROXY"), env
+    return env["NO_PROXY"].split(",")
+
+
+def assert_pulls_through_proxy(testbed: Testbed, env: dict[str, str]) -> None:
+    assert testbed.proxy and testbed.image
+    log_before = len(testbed.proxy.log())
+    pulled = testbed.pull(env)
+    assert pulled.ok, pulled.stderr
+    assert pulled.file_content("hello.txt") == testbed.image.payload
+    tunnel_log = testbed.proxy.log()[log_before:]
+    assert f"CONNECT {REGISTRY_NAME}:{REGISTRY_PORT}" in tunnel_log and NODE_IP in tunnel_log, tunnel_log
+
+
+# --- the product on the node -------------------------------------------------------------------------------------
+
+
+@netns
+@pytest.mark.parametrize("node_os", ["al2023", "al2"])
+def test_rendered_user_data_boots_and_pulls_through_the_proxy(testbed: Testbed, node_os: str) -> None:
+    assert testbed.imds
+    testbed.imds.clear()
+    booted = testbed.boot(as_launched_by_eks(render(node_os, testbed.proxy_value), node_os))
+
+    assert_clean_boot(booted)
+    for unit in UNITS[node_os]:
+        unit_env = booted.environment(unit)
+        assert not unit_env.ignored, unit_env.ignored
+        no_proxy = assert_proxy_environment(unit_env.env, testbed.proxy_value)
+        # VPC CIDR from IMDS at boot (not given at render), plus what render computed.
+        for entry in (VPC_CIDR, SERVICE_CIDR, API_HOST, IMDS_IP, "localhost", "127.0.0.1"):
+            assert entry in no_proxy, (unit, entry, no_proxy)
+    # IMDSv2 only: a token first, then only authorised reads (a v1 GET would have been answered 401).
+    requests = testbed.imds.requests
+    assert requests and requests[0].method == "PUT" and requests[0].status == 200, requests
+    assert all(r.status == 200 and (r.method == "PUT" or r.token) for r in requests), requests
+    assert any(r.path.endswith("/vpc-ipv4-cidr-blocks") for r in requests), requests
+    assert ["daemon-reload"] in booted.systemctl_calls
+    if node_os == "al2023":
+        assert booted.nodeadm and "/etc/systemd/system.conf.d/environment.conf" in booted.nodeadm.written
+        assert booted.nodeadm.config["spec"]["cluster"]["name"] == "demo"  # EKS's part merged after ours
+        assert_proxy_environment(booted.nodeadm.process_env, testbed.proxy_value)  # nodeadm's own EC2 calls
+    else:
+        dropins = (booted.root / "var/lib/nodesim-eks/containerd-dropins-at-bootstrap").read_text()
+        assert dropins.strip(), "containerd had no drop-in when EKS's bootstrap part ran"
+
+    assert_pulls_through_proxy(testbed, booted.environment("containerd").env)
+
+
+@netns
+@pytest.mark.parametrize("ami", ["nodeadm-with-environment-only", "nodeadm-before-v20251007"])
+def test_al2023_either_mechanism_alone_is_enough(testbed: Testbed, ami: str) -> None:
+    """New AMIs: the NodeConfig alone gives every unit the proxy (even with no boothook). Older AMIs, whose nodeadm
+    drops spec.instance.environment: the boothook's drop-ins alone keep containerd and kubelet right."""
+    user_data = as_launched_by_eks(render("al2023", testbed.proxy_value), "al2023")
+    if ami == "nodeadm-with-environment-only":
+        booted = testbed.boot(without_parts(user_data, BOOTHOOK))
+        units = ("containerd", "kubelet", "amazon-ssm-agent")  # any unit: DefaultEnvironment applies to all
+    else:
+        booted = testbed.boot(user_data, nodeadm_environment=False)
+        assert_clean_boot(booted)
+        units = ("containerd", "kubelet")
+        assert booted.nodeadm and not booted.nodeadm.written
+    for unit in units:
+        assert_proxy_environment(booted.environment(unit).env, testbed.proxy_value)
+    assert_pulls_through_proxy(testbed, booted.environment("containerd").env)
+
+
+@netns
+@pytest.mark.parametrize("node_os", ["al2", "al2023"])
+def test_second_boot_is_idempotent(testbed: Testbed, node_os: str) -> None:
+    """Boothooks run on every boot: a reboot rewrites the same files with the same content and nothing more."""
+    user_data = as_launched_by_eks(render(node_os, testbed.proxy_value), node_os)
+    disk = testbed.new_disk(node_os)
+    first = testbed.boot(user_data, disk)
+    written_first = disk.written()
+    env_first = {u: first.environment(u).env for u in UNITS[node_os]}
+    second = testbed.boot(user_data, disk)
+    assert_clean_boot(first)
+    assert_clean_boot(second)
+    assert disk.written() == written_first
+    assert {u: second.environment(u).env for u in UNITS[node_os]} == env_first
+    if node_os == "al2":
+        sandbox = [p for p in written_first if p.startswith("/etc/systemd/system/sandbox-image.service.d/")]
+        assert sandbox, sorted(written_first)
+    assert_pulls_through_proxy(testbed, second.environment("containerd").env)
+
+
+@netns
+def test_injected_into_existing_user_data_keeps_the_users_part_running(testbed: Testbed) -> None:
+    """`eks-proxy inject` into a launch template that already has the user's own script: both run on the node."""
+    users_script = "#!/bin/bash\nmkdir -p /var/lib/acme && echo configured > /var/lib/acme/done\n"
+    existing = samples.mime(("text/x-shellscript", users_script))
+    booted = testbed.boot(as_launched_by_eks(inject(existing, "al2", testbed.proxy_value), "al2"))
+    assert_clean_boot(booted)
+    assert (booted.root / "var/lib/acme/done").read_text() == "configured\n"
+    assert_pulls_through_proxy(testbed, booted.environment("containerd").env)
+
+
+@netns
+@pytest.mark.parametrize("imds_fault", ["unreachable", "hanging"])
+@pytest.mark.parametrize("node_os", ["al2023", "al2"])
+def test_imds_down_boot_fails_soft(testbed: Testbed, node_os: str, imds_fault: str) -> None:
+    """IMDS packets silently dropped (as with a hop limit too low), or accepted and never answered: the boothook
+    gives up after its own short timeouts (a boot still running after 30 s raises BootError), the proxy still
+    works, and NO_PROXY just lacks the VPC CIDR unless it was known at render time."""
+    with testbed.imds_unreachable() if imds_fault == "unreachable" else testbed.imds_hanging():
+        booted = testbed.boot(as_launched_by_eks(render(node_os, testbed.proxy_value), node_os), timeout=30)
+        with_render_time_cidr = testbed.boot(
+            as_launched_by_eks(render(node_os, testbed.proxy_value, vpc_cidrs=(VPC_CIDR,)), node_os), timeout=30
+        )
+        assert_clean_boot(booted)
+        assert_clean_boot(with_render_time_cidr)
+        no_proxy = assert_proxy_environment(booted.environment("containerd").env, testbed.proxy_value)
+        assert VPC_CIDR not in no_proxy
+        assert SERVICE_CIDR in no_proxy
+        env = with_render_time_cidr.environment("containerd").env
+        assert VPC_CIDR in assert_proxy_environment(env, testbed.proxy_value)
+        assert_pulls_through_proxy(testbed, booted.environment("containerd").env)
+
+
+@netns
+def test_bottlerocket_settings_give_containerd_the_proxy(testbed: Testbed) -> None:
+    """SIMULATED: Bottlerocket is not booted. We parse the rendered TOML (plus the settings EKS adds) and apply
+    Bottlerocket's own proxy.env template to get containerd's environment: HTTPS_PROXY from settings.network.
+    https-proxy (no HTTP_PROXY exists there), NO_PROXY = no-proxy list + localhost, 127.0.0.1 and the API host.
+    The pull from the node with that environment is real."""
+    user_data = as_launched_by_eks(render("bottlerocket", testbed.proxy_value), "bottlerocket")
+    env = bottlerocket.containerd_environment(user_data)
+    assert env["HTTPS_PROXY"] == env["https_proxy"]
+    assert env["HTTPS_PROXY"].removeprefix("http://") == f"{PROXY_IP}:{PROXY_PORT}"
+    assert "HTTP_PROXY" not in env
+    no_proxy = env["NO_PROXY"].split(",")
+    assert no_proxy[-3:] == ["localhost", "127.0.0.1", API_HOST], no_proxy
+    assert SERVICE_CIDR in no_proxy and IMDS_IP in no_proxy
+    assert_pulls_through_proxy(testbed, env)
+
+
+# --- controls: the test bed must be able to fail -----------------------------------------------------------------
+
+
+@netns
+def test_control_node_has_no_route_but_the_proxy(testbed: Testbed) -> None:
+    assert testbed.connect_direct() == errno.ENETUNREACH
+    assert "unreachable" in testbed.route_to_registry().lower()
+    pulled = testbed.pull({})  # no proxy configuration at all: what a node without our user data has
+    assert not pulled.ok
+    assert "network is unreachable" in pulled.stderr, pulled.stderr
+
+
+@netns
+@pytest.mark.parametrize("node_os", ["al2023", "al2", "bottlerocket"])
+def test_control_dead_proxy_port_fails(testbed: Testbed, node_os: str) -> None:
+    user_data = as_launched_by_eks(render(node_os, testbed.dead_proxy_value), node_os)
+    if node_os == "bottlerocket":
+        env = bottlerocket.containerd_environment(user_data)
+    else:
+        booted = testbed.boot(user_data)
+        assert_clean_boot(booted)
+        env = booted.environment("containerd").env
+        assert_proxy_environment(env, testbed.dead_proxy_value)
+    pulled = testbed.pull(env)
+    assert not pulled.ok
+    assert "proxyconnect" in pulled.stderr and "connection refused" in pulled.stderr, pulled.stderr
+
+
+@netns
+def test_control_the_2020_boothook_cannot_pull(testbed: Testbed) -> None:
+    """The hand-made recipe eks-proxy replaces: IMDSv1 is refused, no HTTPS_PROXY, docker not containerd. The
+    simulation must see it fail, and a minimal correct boothook succeed, or it proves nothing."""
+    assert testbed.imds
+    testbed.imds.clear()
+    legacy = testbed.boot(samples.legacy_2020_boothook(f"{PROXY_IP}:{PROXY_PORT}"))
+    assert testbed.imds.requests and all(r.status == 401 for r in testbed.imds.requests), testbed.imds.requests
+    assert not testbed.pull(legacy.environment("containerd").env).ok
+    kubelet = legacy.environment("kubelet").env
+    assert "HTTPS_PROXY" not in kubelet and kubelet.get("HTTP_PROXY") == f"http://{PROXY_IP}:{PROXY_PORT}"
+
+    reference = testbed.boot(
+        samples.mime(("text/cloud-boothook", samples.reference_boothook(testbed.proxy_value, "localhost")))
+    )
+    assert_clean_boot(reference)
+    assert_pulls_through_proxy(testbed, reference.environment("containerd").env)
+
+
+# --- the simulator's own parsers (no namespaces needed) ----------------------------------------------------------
+
+
+def test_systemd_environment_quoting_rules() -> None:
+    assert split_words('"A=b c" D=e\\tf') == ["A=b c", "D=e\tf"]
+    assert split_words("A=\"x y\" B='1 2'") == ["A=x y", "B=1 2"]
+    assert split_words('"NO_PROXY=a,b\\x2cc"') == ["NO_PROXY=a,b,c"]
+    env, ignored = parse_environment_file(
+        "# comment\nA=1\nB=\"two words\"\nC='x y'  \nexport D=4\nE=trailing   \nF=a\\\nb\n"
+    )
+    assert env == {"A": "1", "B": "two words", "C": "x y", "E": "trailing", "F": "ab"}
+    assert ignored == ["invalid line 'export D=4'"]
+
+
+def test_cloud_init_needs_a_shebang_and_mime_version() -> None:
+    assert [p.content_type for p in parse_user_data(b"#cloud-boothook\n#!/bin/sh\ntrue\n")] == [BOOTHOOK]
+    no_mime_version = b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/x-shellscript\n\n'
+    assert [p.content_type for p in parse_user_data(no_mime_version)] == ["text/x-not-multipart"]
+
+
+# --- the building blocks on loopback (what the preflight tests reuse) --------------------------------------------
 
 
 def _registry_v2_via_proxy(proxy_port: int, registry_port: int, ca: Path) -> tuple[int, str | None]:
@@ -39,7 +358,7 @@ def _registry_v2_via_proxy(proxy_port: int, registry_port: int, ca: Path) -> tup
 
 
 def test_building_blocks_on_loopback(tmp_path: Path) -> None:
-    """The blocks other tests reuse (issue 4's preflight): real proxy + TLS registry on loopback, no namespace."""
+    """Real proxy + TLS registry on loopback, no namespace (netns=None), as issue 4's preflight tests use them."""
     require_tool("tinyproxy", "docker-registry", "skopeo", "openssl")
     ca = make_ca(tmp_path / "pki")
     cert = issue_cert(ca, tmp_path / "pki", ["localhost", "127.0.0.1"])

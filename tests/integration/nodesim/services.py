@@ -280,7 +280,7 @@ class ImdsRequest:
     method: str
     path: str
     token: str | None  # the X-aws-ec2-metadata-token header sent, if any
-    status: int
+    status: int  # 0: never answered (hanging)
 
 
 @dataclass
@@ -297,6 +297,8 @@ class FakeImds:
     netns: str | None
     metadata: Mapping[str, str]
     requests: list[ImdsRequest] = field(default_factory=list)
+    hanging: bool = False  # accept connections but never answer (an overloaded or wedged IMDS)
+    _release: threading.Event = field(default_factory=threading.Event)
     _tokens: dict[str, float] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -324,7 +326,16 @@ class FakeImds:
         with self._lock:
             self.requests.clear()
 
+    def hang(self, on: bool) -> None:
+        """While on, requests are accepted and never answered; turning it off releases the waiting ones."""
+        self.hanging = on
+        if on:
+            self._release.clear()
+        else:
+            self._release.set()
+
     def stop(self) -> None:
+        self._release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -389,7 +400,17 @@ def _imds_handler(imds: FakeImds) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(payload)
 
+        def _hang(self) -> bool:
+            if not imds.hanging:
+                return False
+            imds.record(self.command, self.path, self.headers.get("X-aws-ec2-metadata-token"), 0)
+            imds._release.wait(600)  # until hang(False) or stop(): longer than any boot may take
+            self.close_connection = True
+            return True
+
         def do_PUT(self) -> None:
+            if self._hang():
+                return None
             if self.path != "/latest/api/token":
                 return self._send(404)
             if self.headers.get("X-Forwarded-For"):
@@ -401,6 +422,8 @@ def _imds_handler(imds: FakeImds) -> type[BaseHTTPRequestHandler]:
             self._send(200, token, {"X-aws-ec2-metadata-token-ttl-seconds": ttl_text})
 
         def do_GET(self) -> None:
+            if self._hang():
+                return None
             if not imds.token_valid(self.headers.get("X-aws-ec2-metadata-token")):
                 return self._send(401)
             path = self.path.split("?", 1)[0]
