@@ -86,9 +86,9 @@ def test_inject_from_a_file_from_stdin_and_twice(tmp_path: Path) -> None:
     args = ["inject", "--value", "http://10.0.0.10:3128", "--os", "al2023", *BASE]
     from_file = run(*args, str(path))
     assert from_file.returncode == 0, from_file.stderr
-    assert from_file.stdout.endswith(
-        b'--==B==\nContent-Type: text/x-shellscript; charset="us-ascii"\n\n#!/bin/bash\necho hello\n\n--==B==--\n'
-    )
+    # The user's part first, byte for byte; ours after it.
+    assert from_file.stdout.startswith(EXISTING[: EXISTING.index(b"--==B==--")] + b"--==B==\n")
+    assert from_file.stdout.endswith(b"--==B==--\n")
     assert find_fingerprint(from_file.stdout) is not None
     assert path.read_bytes() == EXISTING  # the file itself is never modified
     assert run(*args, stdin=EXISTING).stdout == from_file.stdout
