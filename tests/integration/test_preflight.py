@@ -20,6 +20,7 @@ from eks_proxy.preflight import preflight, probe_registry
 from eks_proxy.proxy_value import parse_proxy_value
 
 from tests.conftest import MotoServer, free_port, load_handler, require_tool
+from tests.integration.nodesim.netns import run_in_netns
 from tests.integration.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
 from tests.integration.nodesim.services import (
     ProxyService,
@@ -27,6 +28,7 @@ from tests.integration.nodesim.services import (
     start_registry,
     start_tinyproxy,
 )
+from tests.integration.nodesim.testbed import PROXY_IP, REGISTRY_NAME, REGISTRY_PORT, Testbed
 
 pytestmark = pytest.mark.slow
 
@@ -367,3 +369,36 @@ def test_handler_missing_version_is_invalid(handler: ModuleType, moto_server: Mo
 
     assert out["result"] == "invalid_value"
     assert out["detail"] == "parameter /eks-proxy/config:9 not found"
+
+
+# -- from the simulated private subnet: the function's view inside the cluster VPC ---------------------------------
+
+
+@pytest.mark.netns
+def test_from_the_private_subnet_through_the_testbed_proxy(testbed: Testbed) -> None:
+    """The node namespace has no route out but the proxy; the proxy host resolves and reaches the registry."""
+    assert testbed.ca and testbed.proxy
+    assert testbed.connect_direct() != 0  # no way around the proxy
+    log_before = len(testbed.proxy.log())
+
+    result = run_in_netns(
+        testbed.node,
+        lambda: preflight(
+            parse_proxy_value(testbed.proxy_value), f"{REGISTRY_NAME}:{REGISTRY_PORT}", cafile=str(testbed.ca.cert)
+        ),
+    )
+
+    assert result.result == "ok", result.detail
+    assert result.status in (200, 401)
+    assert f"CONNECT {REGISTRY_NAME}:{REGISTRY_PORT}" in testbed.proxy.log()[log_before:]
+
+
+@pytest.mark.netns
+def test_dead_proxy_port_from_the_private_subnet(testbed: Testbed) -> None:
+    result = run_in_netns(
+        testbed.node,
+        lambda: preflight(parse_proxy_value(testbed.dead_proxy_value), f"{REGISTRY_NAME}:{REGISTRY_PORT}"),
+    )
+
+    assert result.result == "proxy_unreachable"
+    assert f"proxy http://{PROXY_IP}:" in result.detail
