@@ -24,14 +24,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.integration.nodesim import bottlerocket, samples
+from tests.integration.nodesim import bottlerocket, nodeadm, samples
 from tests.integration.nodesim.boot import BOOTHOOK, NODECONFIG, BootResult, parse_user_data
 from tests.integration.nodesim.image import build_oci_image, pull_image, push_image
 from tests.integration.nodesim.pki import issue_cert, make_ca
 from tests.integration.nodesim.services import start_registry, start_tinyproxy
-from tests.integration.nodesim.systemd import parse_environment_file, split_words
+from tests.integration.nodesim.systemd import parse_environment_file, split_words, unit_environment
 from tests.integration.nodesim.testbed import (
     IMDS_IP,
+    INSTANCE_ID,
     NODE_IP,
     PROXY_IP,
     PROXY_PORT,
@@ -235,13 +236,18 @@ def test_injected_into_existing_user_data_keeps_the_users_part_running(testbed: 
 
 
 @netns
-@pytest.mark.parametrize("imds_fault", ["unreachable", "hanging"])
+@pytest.mark.parametrize("imds_fault", ["not-started", "unreachable", "hanging"])
 @pytest.mark.parametrize("node_os", ["al2023", "al2"])
 def test_imds_down_boot_fails_soft(testbed: Testbed, node_os: str, imds_fault: str) -> None:
-    """IMDS packets silently dropped (as with a hop limit too low), or accepted and never answered: the boothook
-    gives up after its own short timeouts (a boot still running after 30 s raises BootError), the proxy still
-    works, and NO_PROXY just lacks the VPC CIDR unless it was known at render time."""
-    with testbed.imds_unreachable() if imds_fault == "unreachable" else testbed.imds_hanging():
+    """IMDS not listening (refused), its packets silently dropped (as with a hop limit too low), or accepting and
+    never answering: the boothook gives up after its own short timeouts (a boot still running after 30 s raises
+    BootError), the proxy still works, and NO_PROXY just lacks the VPC CIDR unless it was known at render time."""
+    faults = {
+        "not-started": testbed.imds_stopped,
+        "unreachable": testbed.imds_unreachable,
+        "hanging": testbed.imds_hanging,
+    }
+    with faults[imds_fault]():
         booted = testbed.boot(as_launched_by_eks(render(node_os, testbed.proxy_value), node_os), timeout=30)
         with_render_time_cidr = testbed.boot(
             as_launched_by_eks(render(node_os, testbed.proxy_value, vpc_cidrs=(VPC_CIDR,)), node_os), timeout=30
@@ -320,7 +326,65 @@ def test_control_the_2020_boothook_cannot_pull(testbed: Testbed) -> None:
     assert_pulls_through_proxy(testbed, reference.environment("containerd").env)
 
 
+@netns
+def test_boot_runs_parts_like_cloud_init_and_never_touches_the_host(testbed: Testbed) -> None:
+    """The simulator itself: boothooks before shell scripts whatever the MIME order, INSTANCE_ID for boothooks, a
+    failing part does not stop the others, systemctl (even by absolute path) is the stub, and every write lands
+    in the node's disk, none on the host."""
+    tag = testbed.run_id
+    script = "#!/bin/sh\ncat /etc/nodesim-order > /var/lib/nodesim-order-seen\n"
+    hook = f"""#cloud-boothook
+#!/bin/sh
+echo "$INSTANCE_ID" > /etc/nodesim-order
+mkdir -p /usr/local/lib/nodesim-{tag} /root/nodesim-{tag}
+echo x > /usr/local/lib/nodesim-{tag}/f; echo x > /root/nodesim-{tag}/f; echo x > /tmp/nodesim-{tag}
+/usr/bin/systemctl restart containerd
+"""
+    failing = "#cloud-boothook\n#!/bin/sh\nexit 3\n"
+    booted = testbed.boot(samples.mime(("text/x-shellscript", script), (BOOTHOOK, failing), (BOOTHOOK, hook)))
+    assert [r.returncode for r in booted.runs] == [3, 0, 0]  # boothooks first (in order), then the script
+    assert (booted.root / "var/lib/nodesim-order-seen").read_text().strip() == INSTANCE_ID
+    assert booted.systemctl_calls == [["restart", "containerd"]]
+    written = booted.disk.written()
+    for path in (f"/usr/local/lib/nodesim-{tag}/f", f"/root/nodesim-{tag}/f", "/etc/nodesim-order"):
+        assert path in written
+        assert not Path(path).exists(), f"{path} leaked onto the host"
+    assert not Path(f"/tmp/nodesim-{tag}").exists()
+
+
 # --- the simulator's own parsers (no namespaces needed) ----------------------------------------------------------
+
+
+def test_systemd_precedence(tmp_path: Path) -> None:
+    """DefaultEnvironment < Environment= (unit, then drop-ins by name; empty resets) < EnvironmentFile=; a drop-in
+    in /etc shadows the same name in /usr/lib."""
+    files = {
+        "etc/systemd/system.conf.d/env.conf": '[Manager]\nDefaultEnvironment="A=default" B=default C=default\n',
+        "usr/lib/systemd/system/demo.service": "[Service]\nEnvironment=X=dropped\nExecStart=/bin/true\n",
+        "usr/lib/systemd/system/demo.service.d/10-x.conf": "[Service]\nEnvironment=B=vendor\n",
+        "etc/systemd/system/demo.service.d/10-x.conf": "[Service]\nEnvironment=\nEnvironment=B=unit\n",
+        "etc/systemd/system/demo.service.d/20-y.conf": "[Service]\nEnvironmentFile=-/etc/missing\n"
+        "EnvironmentFile=/etc/demo.env\nEnvironment=C=unit\n",
+        "etc/demo.env": "C=file\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert unit_environment(tmp_path, "demo").env == {"A": "default", "B": "unit", "C": "file"}
+    assert unit_environment(tmp_path, "other").env == {"A": "default", "B": "default", "C": "default"}
+
+
+def test_nodeadm_merges_nodeconfig_parts_later_wins(tmp_path: Path) -> None:
+    ours = samples.reference_nodeconfig("http://ours:3128", "localhost").encode()
+    users = b"apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  instance:\n    environment:\n"
+    users += b"      default:\n        HTTPS_PROXY: http://users:8080\n      containerd:\n        GODEBUG: x=1\n"
+    result = nodeadm.apply([ours, users], tmp_path)
+    assert result.process_env["HTTPS_PROXY"] == "http://users:8080"
+    assert result.process_env["HTTP_PROXY"] == "http://ours:3128"
+    env = unit_environment(tmp_path, "containerd").env
+    assert env["HTTPS_PROXY"] == "http://users:8080" and env["GODEBUG"] == "x=1"
+    with pytest.raises(nodeadm.NodeConfigError, match="unknown key"):
+        nodeadm.apply([ours.replace(b"default:", b"defaults:")], tmp_path)
 
 
 def test_systemd_environment_quoting_rules() -> None:

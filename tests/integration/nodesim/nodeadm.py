@@ -76,7 +76,11 @@ def _escape(value: str) -> str:
 
 
 def environment_options(config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """``spec.instance.environment`` validated as nodeadm's typed decoding would (map of string maps)."""
+    """``spec.instance.environment`` as a map of string maps.
+
+    Unknown keys are refused here, stricter than nodeadm (which may drop them silently): a typo in what we render
+    must fail the test, not leave nodes quietly without a proxy.
+    """
     env = ((config.get("spec") or {}).get("instance") or {}).get("environment") or {}
     if not isinstance(env, Mapping):
         raise NodeConfigError("spec.instance.environment must be a mapping")

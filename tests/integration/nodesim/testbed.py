@@ -137,6 +137,17 @@ class Testbed:
         return (done.stdout + done.stderr).strip()
 
     @contextlib.contextmanager
+    def imds_stopped(self) -> Iterator[None]:
+        """No IMDS listening on its address: connections are refused at once."""
+        if self.imds:
+            self.imds.stop()
+            self.imds = None
+        try:
+            yield
+        finally:
+            self.imds = start_imds(IMDS_IP, 80, netns=self.node, metadata=_metadata())
+
+    @contextlib.contextmanager
     def imds_hanging(self) -> Iterator[None]:
         """The IMDS accepts connections and never answers: only a client's total timeout gets it out."""
         assert self.imds
