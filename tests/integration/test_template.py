@@ -484,3 +484,18 @@ def test_rollout_and_alarm_grants(iam: tuple[str, list[Grant], dict[str, list[st
     assert sorted(r for g in invokes for r in g.resources) == sorted(
         f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ref:{name}*" for name in FUNCTIONS if name != "DispatchFunction"
     )
+
+
+def test_samconfig_defaults() -> None:
+    import tomllib
+
+    config = tomllib.loads((REPO / "samconfig.toml").read_text())
+    assert config["version"] == 0.1
+    default = config["default"]
+    assert default["global"]["parameters"]["stack_name"] == "eks-proxy"
+    assert default["build"]["parameters"] == {"cached": True, "parallel": True}
+    assert default["validate"]["parameters"]["lint"] is True
+    deploy = default["deploy"]["parameters"]
+    assert set(deploy["capabilities"].split()) == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}
+    assert deploy["confirm_changeset"] is True and deploy["resolve_s3"] is True
+    assert "use_container" not in json.dumps(config)
