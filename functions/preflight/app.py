@@ -41,7 +41,7 @@ class ParameterRef(BaseModel):
 
 class PreflightTask(BaseModel):
     parameter: ParameterRef
-    registry: str = Field(default="", max_length=300)
+    registry: str | None = Field(default=None, max_length=300)  # None or "": REGISTRY_PROBE
 
 
 @cache

@@ -32,9 +32,10 @@ CLEANUP_RESERVE_SECONDS = 30  # deleting the pods of a large node group, with th
 class VerifyTask(BaseModel):
     cluster: str = Field(min_length=1, max_length=100)
     nodegroup: str = Field(min_length=1, max_length=63, pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]*$")
-    image: str = ""
-    namespace: str = Field(default="", max_length=63, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
-    timeout_seconds: int = Field(default=0, ge=0, le=840)
+    # None/empty: VERIFY_IMAGE, VERIFY_NAMESPACE, VERIFY_TIMEOUT_SECONDS
+    image: str | None = Field(default=None, max_length=512)
+    namespace: str | None = Field(default=None, max_length=63, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    timeout_seconds: int | None = Field(default=None, ge=0, le=840)
 
 
 @cache

@@ -338,3 +338,21 @@ def test_budget_leaves_time_to_delete_the_pods(
     assert out["nodes"][0]["result"] == "timeout"
     assert out["nodes"][0]["message"].startswith("image not pulled within 1s")
     assert fake.pod_names() == []
+
+
+def test_defaults_come_from_the_environment(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    """A task input with only cluster and node group (or nulls) uses VERIFY_IMAGE / VERIFY_NAMESPACE."""
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
+    _script(fake, nodes, "pulled")
+
+    out = handler.lambda_handler(
+        {"cluster": "prod", "nodegroup": "ng-a", "image": None, "namespace": None, "timeout_seconds": None},
+        lambda_context,
+    )
+
+    assert out["ok"] is True
+    pod = fake.calls("POST", "/pods")[0]
+    assert pod.path == "/api/v1/namespaces/eks-proxy-verify/pods"
+    assert pod.body is not None and pod.body["spec"]["containers"][0]["image"] == "docker.io/library/busybox:1.36"
