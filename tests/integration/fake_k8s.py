@@ -67,6 +67,7 @@ class FakeKubernetes:
     pods: dict[tuple[str, str], _Pod] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     unauthorized: int = 0  # requests refused for a bad token
+    failing_polls: int = 0  # the next N pod LISTs of a run answer 503 (an API server blip)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -178,6 +179,9 @@ class FakeKubernetes:
             return 201, obj
         if method == "GET" and name is None:
             selector = _parse_selector(query.get("labelSelector", ""))
+            if self.failing_polls and "eks-proxy/run" in selector:
+                self.failing_polls -= 1
+                return _status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
             items = [
                 self._look(pod)
                 for (ns, _), pod in sorted(self.pods.items())

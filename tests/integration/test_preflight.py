@@ -402,3 +402,20 @@ def test_dead_proxy_port_from_the_private_subnet(testbed: Testbed) -> None:
 
     assert result.result == "proxy_unreachable"
     assert f"proxy http://{PROXY_IP}:" in result.detail
+
+
+def test_ipv6_proxy(registry: RegistryService, pki: Pki, tmp_path: Path) -> None:
+    """An IPv6 proxy address, bracketed in the value, as parse_proxy_value normalizes it."""
+    require_tool("tinyproxy")
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this host")
+    v6 = start_tinyproxy("::1", workdir=tmp_path, allow=["::1"], connect_ports=())
+    try:
+        result = preflight(
+            parse_proxy_value(f"http://[::1]:{v6.port}"), f"localhost:{registry.port}", cafile=str(pki.ca.cert)
+        )
+    finally:
+        v6.stop()
+
+    assert result.result == "ok", result.detail
+    assert f"through proxy http://[::1]:{v6.port}" in result.detail

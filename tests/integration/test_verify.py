@@ -356,3 +356,17 @@ def test_defaults_come_from_the_environment(
     pod = fake.calls("POST", "/pods")[0]
     assert pod.path == "/api/v1/namespaces/eks-proxy-verify/pods"
     assert pod.body is not None and pod.body["spec"]["containers"][0]["image"] == "docker.io/library/busybox:1.36"
+
+
+def test_api_server_blips_while_polling_are_ridden_out(fake: FakeKubernetes) -> None:
+    nodes = ["ip-10-0-1-1.eu-west-1.compute.internal"]
+    fake.outcomes[nodes[0]] = "pulled"
+    fake.failing_polls = 2
+
+    result = verify_pulls(
+        _client(fake), nodes, nodegroup="ng-a", image=IMAGE, namespace=NAMESPACE, timeout_seconds=10, poll_seconds=0.01
+    )
+
+    assert result.ok, result.summary
+    assert fake.failing_polls == 0  # both 503s were seen, and polling went on
+    assert fake.pod_names() == []
