@@ -87,6 +87,23 @@ json.dump(transform(template, parameters, NoManagedPolicies()), sys.stdout)
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
+class ParameterRejected(ValueError):
+    """CloudFormation would refuse this parameter value before creating anything."""
+
+
+def check_parameter(name: str, spec: dict[str, Any], value: str | list[str]) -> None:
+    """AllowedValues, AllowedPattern (per entry for a list, whole value) and Min/MaxValue, as CloudFormation checks."""
+    for entry in value if isinstance(value, list) else [value]:
+        if "AllowedValues" in spec and entry not in [str(v) for v in spec["AllowedValues"]]:
+            raise ParameterRejected(f"{name}: {entry!r} not in AllowedValues")
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], entry):
+            raise ParameterRejected(f"{name}: {entry!r} does not match {spec['AllowedPattern']}")
+        if spec["Type"] == "Number":
+            number = float(entry)
+            if number < float(spec.get("MinValue", number)) or number > float(spec.get("MaxValue", number)):
+                raise ParameterRejected(f"{name}: {entry} out of range")
+
+
 class Stack:
     """One deployment of a template: parameter values (defaults filled in), conditions, intrinsic evaluation."""
 
@@ -100,6 +117,7 @@ class Stack:
                 raise KeyError(f"parameter {name} has no default: pass a value")
             raw = str(raw)
             self.values[name] = raw.split(",") if spec["Type"] == "CommaDelimitedList" else raw
+            check_parameter(name, spec, self.values[name])
         unknown = set(given) - set(self.values)
         assert not unknown, f"unknown parameters {unknown}"
         self.values.update(

@@ -21,7 +21,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_tool
-from tests.integration.cfn_template import ACCOUNT, REGION, REPO, Stack, load_template, sam_transform
+from tests.integration.cfn_template import (
+    ACCOUNT,
+    REGION,
+    REPO,
+    ParameterRejected,
+    Stack,
+    load_template,
+    sam_transform,
+)
 
 TEMPLATE = load_template()
 FUNCTIONS = {
@@ -185,8 +193,28 @@ def test_dispatch_knows_the_state_machine_and_the_writing_role() -> None:
     env = function_env("DispatchFunction")
     assert env["STATE_MACHINE_ARN"] == {"Ref": "RolloutStateMachine"}
     assert env["OWN_ROLE_ARNS"] == {"Fn::GetAtt": ["RolloutStepFunctionRole", "Arn"]}
-    stack = Stack(TEMPLATE, {"ClusterNames": "prod, staging"})
-    assert stack.resolve(env["CLUSTER_NAMES"]) == "prod, staging"
+    stack = Stack(TEMPLATE, TWO_CLUSTERS)
+    assert stack.resolve(env["CLUSTER_NAMES"]) == "prod,staging"
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"ClusterNames": "prod, staging"},  # a space would end up in rule patterns and IAM ARNs
+        {"ClusterNames": ""},
+        {"ClusterNames": "prod,"},
+        {"ClusterNames": "prod", "ProxyParameterName": "eks-proxy/config"},  # the SSM event carries the slash
+        {"ClusterNames": "prod", "ProxyParameterName": "/eks-proxy/config value"},
+        {"ClusterNames": "prod", "RegistryProbe": "registry-1.docker.io"},
+        {"ClusterNames": "prod", "MaxConcurrency": "0"},
+        {"ClusterNames": "prod", "AlarmEmail": "not-an-address"},
+        {"ClusterNames": "prod", "LogRetentionDays": "31"},
+        {"ClusterNames": "prod", "ProxyParameterKmsKeyArn": "alias/aws/ssm"},
+    ],
+)
+def test_bad_parameters_are_refused_before_anything_is_created(parameters: dict[str, str]) -> None:
+    with pytest.raises(ParameterRejected):
+        Stack(TEMPLATE, parameters)
 
 
 def test_state_machine_substitutions_cover_the_definition() -> None:
