@@ -64,6 +64,7 @@ class Settings:
     verify_image: str = "docker.io/library/busybox:1.36"
     verify_namespace: str = "eks-proxy-verify"
     verify_timeout_seconds: int = 240
+    rollout_wait_seconds: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, required: Iterable[str] = DEFAULT_REQUIRED) -> Settings:
@@ -92,4 +93,6 @@ class Settings:
             verify_image=env.get("VERIFY_IMAGE", "").strip() or "docker.io/library/busybox:1.36",
             verify_namespace=env.get("VERIFY_NAMESPACE", "").strip() or "eks-proxy-verify",
             verify_timeout_seconds=_int("VERIFY_TIMEOUT_SECONDS", env.get("VERIFY_TIMEOUT_SECONDS", "240") or "240", 1),
+            # Optional: seconds between DescribeUpdate polls (and CREATING re-checks) of the rollout.
+            rollout_wait_seconds=_int("ROLLOUT_WAIT_SECONDS", env.get("ROLLOUT_WAIT_SECONDS", "30") or "30", 0),
         )

@@ -18,7 +18,8 @@ Actions (input fields read -> output):
 - `describe_update`: `cluster`, `nodegroup`, `update.update_id` -> `status` (InProgress, Successful, Failed,
   Cancelled), `update_id`, `errors`;
 - `rollback`: `cluster`, `nodegroup`, `refresh` -> `{"status": "started", "update_id", "version"}` or `skipped`;
-- `record`: the node group item and `outcome` (rolled, skipped, failed) -> `outcome`, `summary`;
+- `record`: `cluster`, `nodegroup`, `outcome` (rolled, skipped, failed), `item` (the node group's state in the
+  state machine) -> `cluster`, `nodegroup`, `outcome`, `summary`;
 - `notify_failure`: `change_id`, `error` (`Error`, `Cause`), `stage` -> `notified`, `summary`.
 
 The proxy value never travels through the state machine: `refresh` reads the pinned parameter version itself.
@@ -49,7 +50,6 @@ _NODEGROUP = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,62}$")
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 MAX_NODEGROUPS = 1000
 MAX_CONCURRENCY = 40  # the inline Map's own limit
-DEFAULT_WAIT_SECONDS = 30
 
 
 class InvalidRolloutInput(ValueError):
@@ -161,7 +161,7 @@ def validate_input(event: Mapping[str, Any], step: StepContext) -> dict[str, Any
     if not isinstance(rollback, bool):
         raise InvalidRolloutInput("rollback_on_failure must be true or false")
     concurrency = _int(doc.get("max_concurrency"), "max_concurrency", 1, MAX_CONCURRENCY, step.settings.max_concurrency)
-    wait_seconds = _int(doc.get("wait_seconds"), "wait_seconds", 0, 3600, DEFAULT_WAIT_SECONDS)
+    wait_seconds = _int(doc.get("wait_seconds"), "wait_seconds", 0, 3600, step.settings.rollout_wait_seconds)
     _proxy_config(step, parameter)  # an invalid value stops the rollout here, before any change
     pinned = {"name": parameter["name"], "version": parameter["version"]}
     return {
@@ -279,40 +279,58 @@ def _verification_summary(item: Mapping[str, Any]) -> str:
 
 
 def record(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
-    """One structured log line and one metric per node group: what happened, versions before -> after."""
+    """One structured log line and one metric per node group: what happened, versions before -> after.
+
+    `item` is the node group's whole state in the state machine (fields it never reached are simply absent).
+    """
     cluster, nodegroup = _target(event)
     outcome = event.get("outcome")
     if outcome not in _OUTCOME_METRIC:
         raise InvalidRolloutInput(f"outcome must be one of {sorted(_OUTCOME_METRIC)}, got {str(outcome)[:40]!r}")
-    refreshed = event.get("refresh") or {}
-    update = event.get("update") or {}
+    raw_item = event.get("item")
+    item: Mapping[str, Any] = raw_item if isinstance(raw_item, dict) else event
+    refreshed = item.get("refresh") or {}
+    update = item.get("update") or {}
+    error = item.get("error") or {}
+    lt = refreshed.get("launch_template") or {}
     fields = {
         "cluster": cluster,
         "nodegroup": nodegroup,
+        "wave": item.get("wave"),
         "outcome": outcome,
         "decision": refreshed.get("outcome"),
         "reason": refreshed.get("reason"),
-        "launch_template": (refreshed.get("launch_template") or {}).get("id")
-        or (refreshed.get("launch_template") or {}).get("name"),
+        "launch_template": lt.get("id") or lt.get("name"),
         "version_before": refreshed.get("version_before"),
         "version_after": refreshed.get("version_after"),
         "fingerprint": refreshed.get("fingerprint"),
         "update_id": update.get("update_id"),
         "update_status": update.get("status"),
         "update_errors": update.get("errors"),
-        "verification": _verification_summary(event),
-        "rollback": (event.get("rollback") or {}).get("status"),
+        "verification": _verification_summary(item),
+        "rollback": (item.get("rollback") or {}).get("status") or (item.get("rollback") or {}).get("Error"),
+        "error": error.get("Error"),
     }
     step.metric(_OUTCOME_METRIC[outcome], 1)
     (step.warn if outcome == "failed" else step.log)("nodegroup " + outcome, fields)
     if outcome == "failed":
-        why = fields["update_errors"] or fields["verification"] or update.get("status") or "failed"
-        summary = f"{cluster}/{nodegroup} failed: {why}"
+        why = (
+            (error and f"{error.get('Error')}: {_cause(error)}")
+            or "; ".join(fields["update_errors"] or [])
+            or (fields["verification"] and f"verification: {fields['verification']}")
+            or f"update {update.get('status') or 'failed'}"
+        )
+        rolled_back = fields["rollback"] == "started"
+        back = f" (rolled back to version {refreshed.get('version_before')})" if rolled_back else ""
+        summary = f"{cluster}/{nodegroup} failed: {why}{back}"
     elif outcome == "skipped":
-        summary = f"{cluster}/{nodegroup} skipped: {refreshed.get('reason') or refreshed.get('outcome')}"
+        summary = f"{cluster}/{nodegroup} skipped: {refreshed.get('outcome')}: {refreshed.get('reason') or ''}".strip()
     else:
-        summary = f"{cluster}/{nodegroup} rolled to version {refreshed.get('version_after')}"
-    return {"outcome": outcome, "summary": summary}
+        summary = (
+            f"{cluster}/{nodegroup} rolled from version {refreshed.get('version_before')} "
+            f"to {refreshed.get('version_after')}"
+        )
+    return {"cluster": cluster, "nodegroup": nodegroup, "outcome": outcome, "summary": summary}
 
 
 def _cause(error: Mapping[str, Any]) -> str:

@@ -1,0 +1,304 @@
+"""statemachine/rollout.asl.json executed end to end by moto's Step Functions engine, on the moto server.
+
+The real dispatch handler starts the execution; every RolloutStep task runs the real rollout_step handler
+(in-process through tests/integration/moto_lambda_handlers.py); EKS updates follow the scripts of
+tests/integration/moto_eks_updates.py (our extension of moto). Preflight and Verify are scripted stubs here (their
+real handlers need a proxy and a Kubernetes API: tests/integration/test_preflight.py and test_verify.py cover them).
+Waits are shortened honestly: ROLLOUT_WAIT_SECONDS=0 in the function environment (the ASL reads `$.wait_seconds`);
+the NodegroupBusy retry keeps its real 5 s interval.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eks_proxy.userdata import find_fingerprint
+
+from tests.conftest import MotoServer, load_event, load_handler
+from tests.integration import moto_eks_updates, moto_lambda_handlers
+from tests.integration.engine_world import FakeContext, World, build_world
+
+moto_eks_updates.install()
+moto_lambda_handlers.install()
+
+NODEGROUPS = ("ng-a", "ng-b", "ng-c")  # sorted: ng-a is the canary
+
+
+class Stubs:
+    """Scripted Preflight and Verify tasks (inputs recorded, per node group outcomes)."""
+
+    def __init__(self) -> None:
+        self.preflight_result: dict[str, Any] = {"ok": True, "result": "ok", "detail": "stub", "latency_ms": {}}
+        self.verify_fails: set[str] = set()
+        self.preflight_inputs: list[dict[str, Any]] = []
+        self.verify_inputs: list[dict[str, Any]] = []
+
+    def preflight(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.preflight_inputs.append(event)
+        return self.preflight_result
+
+    def verify(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.verify_inputs.append(event)
+        ok = event["nodegroup"] not in self.verify_fails
+        result = "pulled" if ok else "failed"
+        message = "" if ok else "ErrImagePull: proxyconnect tcp: dial tcp 10.0.0.10:3128: i/o timeout"
+        return {"ok": ok, "nodes": [{"node": "ip-10-0-1-20", "result": result, "message": message}], "summary": result}
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _moto_config(server: MotoServer, execute: bool) -> None:
+    body = json.dumps({"stepfunctions": {"execute_state_machine": execute}}).encode()
+    request = urllib.request.Request(f"{server.url}/moto-api/config", data=body, method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+@pytest.fixture
+def stubs() -> Stubs:
+    return Stubs()
+
+
+@pytest.fixture
+def world(moto_server: MotoServer, stubs: Stubs) -> Iterator[World]:
+    moto_eks_updates.reset()
+    moto_lambda_handlers.reset()
+    _moto_config(moto_server, True)
+    os.environ["MOTO_PORT"] = str(moto_server.port)  # where moto's engine sends its Lambda Invoke calls
+    w = build_world(moto_server)
+    w.cluster("prod")
+    for name in NODEGROUPS:
+        w.template(f"prod-{name}")
+        w.nodegroup("prod", name, template=f"prod-{name}")
+    w.put_proxy("http://10.0.0.10:3128")
+    step = load_handler("rollout_step", w.env(ROLLOUT_WAIT_SECONDS="0"))
+    w.create_state_machine(
+        {
+            "RolloutStepFunctionArn": moto_lambda_handlers.register("eks-proxy-rollout-step", step.lambda_handler),
+            "PreflightFunctionArn": moto_lambda_handlers.register("eks-proxy-preflight", stubs.preflight),
+            "VerifyFunctionArn": moto_lambda_handlers.register("eks-proxy-verify", stubs.verify),
+            "AlarmTopicArn": w.topic_arn,
+        }
+    )
+    try:
+        yield w
+    finally:
+        _moto_config(moto_server, False)
+
+
+def dispatch(world: World, event: str = "ssm-parameter-update", **env: str) -> dict[str, Any]:
+    module = load_handler("dispatch", world.env(**env))
+    return module.lambda_handler(load_event(event), FakeContext())  # type: ignore[no-any-return]
+
+
+def finished(world: World, arn: str, timeout: float = 120) -> dict[str, Any]:
+    sfn = world.clients["stepfunctions"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        execution = sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING":
+            return execution  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"execution still running after {timeout}s")
+
+
+def history(world: World, arn: str) -> list[dict[str, Any]]:
+    sfn = world.clients["stepfunctions"]
+    return sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]  # type: ignore[no-any-return]
+
+
+def steps(action: str) -> list[dict[str, Any]]:
+    return [
+        e for name, e in moto_lambda_handlers.INVOCATIONS if name == "eks-proxy-rollout-step" and e["action"] == action
+    ]
+
+
+def update_calls(nodegroup: str) -> list[str]:
+    return [c["launchTemplate"]["version"] for c in moto_eks_updates.CALLS if c["nodegroup"] == nodegroup]
+
+
+def test_success_canary_first_then_the_rest_and_replays_change_nothing(world: World, stubs: Stubs) -> None:
+    started = dispatch(world)
+    assert started["status"] == "started"
+    execution = finished(world, started["execution_arn"])
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    for name in NODEGROUPS:
+        versions = world.versions(f"prod-{name}")
+        assert [v["VersionNumber"] for v in versions] == [1, 2]
+        new = versions[1]
+        fingerprint = find_fingerprint(new["LaunchTemplateData"]["UserData"])
+        assert new["VersionDescription"] == f"eks-proxy {fingerprint} from v1"
+        assert b"echo team-script" in base64.b64decode(new["LaunchTemplateData"]["UserData"])
+        assert new["LaunchTemplateData"]["InstanceType"] == "m6i.large"  # copied from the source version
+        assert world.nodegroup_version("prod", name) == "2"
+        assert update_calls(name) == ["2"]
+    # Order: validate, preflight before any refresh, canary fully verified before the rest is refreshed.
+    first_refresh = [e["nodegroup"] for e in steps("refresh")]
+    assert first_refresh[0] == "ng-a"
+    assert moto_eks_updates.CALLS[0]["nodegroup"] == "ng-a"
+    assert len(stubs.preflight_inputs) == 1
+    assert stubs.preflight_inputs[0] == {
+        "parameter": {"name": "/eks-proxy/config", "version": 1},
+        "registry": "registry-1.docker.io:443",
+    }
+    assert stubs.verify_inputs[0] == {
+        "cluster": "prod",
+        "nodegroup": "ng-a",
+        "image": "docker.io/library/busybox:1.36",
+        "namespace": "eks-proxy-verify",
+        "timeout_seconds": 240,
+    }
+    output = json.loads(execution["output"])
+    assert [r["outcome"] for wave in output["results"] for r in wave] == ["rolled"] * 3
+    assert world.alarms() == []
+    assert "10.0.0.10" not in json.dumps(
+        history(world, started["execution_arn"]), default=str
+    )  # the value never in history
+    # The same change again (replay): nothing new; a sweep now finds everything up to date.
+    assert dispatch(world)["status"] in {"duplicate", "up_to_date"}
+    assert dispatch(world, "schedule-drift-sweep")["status"] == "up_to_date"
+    assert all(len(world.versions(f"prod-{name}")) == 2 for name in NODEGROUPS)
+
+
+def test_failed_canary_update_stops_the_rest_rolls_back_and_alarms(world: World) -> None:
+    moto_eks_updates.script("prod", "ng-a", outcome="Failed", polls=1)
+    execution = finished(world, dispatch(world)["execution_arn"])
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "RolloutFailed"
+    assert "prod/ng-a failed" in execution["cause"]
+    assert update_calls("ng-a") == ["2", "1"]  # the update, then the rollback to version 1
+    for name in ("ng-b", "ng-c"):  # never reached: no version, no update
+        assert len(world.versions(f"prod-{name}")) == 1
+        assert update_calls(name) == []
+    [alarm] = world.alarms()
+    assert alarm["subject"] == "eks-proxy rollout failed"
+    assert "NodegroupRolloutFailed" in alarm["message"]["summary"]
+    assert "prod/ng-a failed" in alarm["message"]["summary"]
+    assert "rolled back to version 1" in alarm["message"]["summary"]
+
+
+def test_cancelled_update_without_rollback(world: World) -> None:
+    moto_eks_updates.script("prod", "ng-a", outcome="Cancelled", polls=0)
+    execution = finished(world, dispatch(world, ROLLBACK_ON_FAILURE="false")["execution_arn"])
+    assert execution["status"] == "FAILED"
+    assert update_calls("ng-a") == ["2"]  # no rollback
+    assert world.nodegroup_version("prod", "ng-a") == "1"
+    assert len(world.alarms()) == 1
+
+
+def test_resource_in_use_is_retried_then_succeeds(world: World) -> None:
+    moto_eks_updates.script("prod", "ng-b", busy=1, polls=2)
+    execution = finished(world, dispatch(world)["execution_arn"])
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert len(steps("start_update")) == 4  # ng-b's first attempt was refused with ResourceInUseException
+    retried = [
+        e
+        for e in history(world, execution["executionArn"])
+        if e["type"] == "LambdaFunctionFailed" and "NodegroupBusy" in json.dumps(e, default=str)
+    ]
+    assert len(retried) == 1
+    assert update_calls("ng-b") == ["2", "2"]  # refused with ResourceInUseException, then accepted
+    assert world.nodegroup_version("prod", "ng-b") == "2"
+
+
+def test_waits_for_a_creating_nodegroup(world: World) -> None:
+    moto_eks_updates.script("prod", "ng-a", creating_reads=5)
+    execution = finished(world, dispatch(world, "eks-create-nodegroup")["execution_arn"])
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    waits = [
+        e
+        for e in history(world, execution["executionArn"])
+        if e["type"] == "WaitStateEntered" and e["stateEnteredEventDetails"]["name"] == "WaitForActive"
+    ]
+    assert waits
+    assert world.nodegroup_version("prod", "ng-a") == "2"
+
+
+def test_verification_failure_rolls_back_and_stops(world: World, stubs: Stubs) -> None:
+    stubs.verify_fails.add("ng-b")
+    execution = finished(world, dispatch(world, MAX_CONCURRENCY="1")["execution_arn"])
+    assert execution["status"] == "FAILED"
+    assert "prod/ng-b failed" in execution["cause"]
+    assert "verification" in execution["cause"]
+    assert world.nodegroup_version("prod", "ng-a") == "2"  # the canary stays rolled
+    assert update_calls("ng-b") == ["2", "1"]  # rolled, then rolled back
+    assert update_calls("ng-c") == []  # stopped: concurrency 1, after ng-b
+    [alarm] = world.alarms()
+    assert "prod/ng-b failed: verification: failed (rolled back to version 1)" in alarm["message"]["summary"]
+
+
+def test_preflight_failure_changes_nothing(world: World, stubs: Stubs) -> None:
+    stubs.preflight_result = {
+        "ok": False,
+        "result": "connect_refused",
+        "detail": "proxy answered 403 to CONNECT",
+        "latency_ms": {},
+    }
+    execution = finished(world, dispatch(world)["execution_arn"])
+    assert (execution["status"], execution["error"]) == ("FAILED", "PreflightFailed")
+    assert "connect_refused: proxy answered 403 to CONNECT" in execution["cause"]
+    assert steps("refresh") == []
+    assert all(len(world.versions(f"prod-{name}")) == 1 for name in NODEGROUPS)
+    assert moto_eks_updates.CALLS == []
+    assert len(world.alarms()) == 1
+
+
+def test_hostile_value_stops_at_validation(world: World) -> None:
+    version = world.put_proxy("http://10.0.0.10:3128\nHTTP_PROXY=http://evil:1")
+    sfn = world.clients["stepfunctions"]
+    document = {
+        "change_id": "c1",
+        "trigger": "ssm",
+        "parameter": {"name": "/eks-proxy/config", "version": version},
+        "max_concurrency": 2,
+        "rollback_on_failure": True,
+        "canary": {"cluster": "prod", "nodegroup": "ng-a"},
+        "rest": [],
+    }
+    arn = sfn.start_execution(stateMachineArn=world.state_machine_arn, name="hostile", input=json.dumps(document))[
+        "executionArn"
+    ]
+    execution = finished(world, arn)
+    assert (execution["status"], execution["error"]) == ("FAILED", "InvalidRolloutInput")
+    assert "invalid proxy value" in execution["cause"]
+    assert "evil" not in execution["cause"]
+    assert all(len(world.versions(f"prod-{name}")) == 1 for name in NODEGROUPS)
+    assert moto_eks_updates.CALLS == []
+    [alarm] = world.alarms()
+    assert alarm["message"]["stage"] == "validate_input"
+
+
+def test_refresh_replayed_or_racing_makes_exactly_one_version(world: World) -> None:
+    """Three refreshes in a row reuse the version; two racing ones get the same version from the ClientToken."""
+    step = load_handler("rollout_step", world.env())
+    event = {
+        "action": "refresh",
+        "cluster": "prod",
+        "nodegroup": "ng-a",
+        "change_id": "c1",
+        "parameter": {"name": "/eks-proxy/config", "version": 1},
+    }
+    results = [step.lambda_handler(event, FakeContext()) for _ in range(3)]
+    assert [r["outcome"] for r in results] == ["create_version", "roll_existing", "roll_existing"]
+    assert {r["version_after"] for r in results} == {2}
+    assert len(world.versions("prod-ng-a")) == 2
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    race = dict(event, nodegroup="ng-b")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        raced = list(pool.map(lambda _: step.lambda_handler(race, FakeContext()), range(2)))
+    assert {r["version_after"] for r in raced} == {2}
+    assert len(world.versions("prod-ng-b")) == 2
