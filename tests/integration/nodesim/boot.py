@@ -27,6 +27,7 @@ import gzip
 import os
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import time
@@ -132,6 +133,11 @@ class NodeDisk:
     directory: Path
 
     def __post_init__(self) -> None:
+        self.directory = self.directory.resolve()
+        top = self.directory.parts[1] if len(self.directory.parts) > 1 else ""
+        if top in OVERLAID:
+            # The overlays would hide (or overlap) their own upper layers: keep the disk under /tmp.
+            raise BootError(f"a node disk cannot live under /{top} (overlaid during boot): use a directory in /tmp")
         for d in OVERLAID:
             (self.root / d).mkdir(parents=True, exist_ok=True)
             (self.directory / "work" / d).mkdir(parents=True, exist_ok=True)
@@ -276,13 +282,18 @@ def boot(
     runner = stage / "runner.sh"
     runner.write_text(_runner_script(disk, stage, netns, instance_id, plan))
     cmd = [*exec_prefix(netns), "unshare", "-m", "--propagation", "private", "bash", str(runner)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise BootError(f"boot did not finish within {timeout:.0f} s (a part hangs?)") from exc
-    result.log = done.stdout + done.stderr
-    if done.returncode != 0:
-        raise BootError(f"the simulated boot failed before/after the parts ran (rc={done.returncode}):\n{result.log}")
+    # Own session: on timeout the whole boot (runner, parts, their children) is killed, not just the runner.
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    ) as proc:
+        try:
+            result.log, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise BootError(f"boot did not finish within {timeout:.0f} s (a part hangs?)") from exc
+    if proc.returncode != 0:
+        raise BootError(f"the simulated boot failed before/after the parts ran (rc={proc.returncode}):\n{result.log}")
 
     logs = disk.root / "run" / "nodesim" / "log"
     for part in runnable:
