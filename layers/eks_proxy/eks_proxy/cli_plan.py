@@ -1,0 +1,162 @@
+"""``eks-proxy plan``: what a proxy value would change, per node group, before anything changes.
+
+    eks-proxy plan --cluster NAME [--cluster NAME]... [--nodegroup NAME]
+                   [--value VALUE | --parameter NAME] [--region R]
+
+Read-only (Describe*/List*/GetParameter only), against AWS or ``AWS_ENDPOINT_URL``. Per node group: in scope or why
+not (with the remedy), the launch template versions, current vs desired fingerprint, what would be created, and a
+unified diff of the user data. Exit 0 when nothing would change, 3 when something would (a CI gate), 2 with one
+line on bad input (an invalid value, an unknown cluster or parameter), 1 with one line when AWS cannot be asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from eks_proxy.aws import AwsClients, error_code
+from eks_proxy.aws.ec2 import get_template_version
+from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+from eks_proxy.cli import PROG, CliError, Subparsers
+from eks_proxy.config import Settings
+from eks_proxy.plan import ContextCache, plan_scope
+from eks_proxy.proxy_value import parse_proxy_value
+from eks_proxy.reconcile import Decision, Outcome, decode_user_data
+from eks_proxy.report import PlannedChange, describe, summary
+from eks_proxy.scope import Scope
+
+DEFAULT_PARAMETER = "/eks-proxy/config"
+EXIT_CHANGES = 3
+EXIT_AWS = 1
+
+
+class AwsUnavailable(Exception):
+    """AWS could not be asked (no credentials, no region, endpoint unreachable, access denied): exit 1."""
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add ``plan``."""
+    parser = subparsers.add_parser("plan", help="show what a proxy value would change, per node group (read-only)")
+    parser.add_argument("--cluster", action="append", required=True, metavar="NAME", help="EKS cluster (repeatable)")
+    parser.add_argument("--nodegroup", metavar="NAME", help="only this node group (with one --cluster)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--value", help="a proxy value to try, exactly as it would be stored in the parameter")
+    source.add_argument(
+        "--parameter", metavar="NAME", help=f"read the value from this SSM parameter (default {DEFAULT_PARAMETER})"
+    )
+    parser.add_argument("--region", help="AWS region (default: the SDK's, e.g. AWS_REGION)")
+    parser.add_argument("--opt-out-tag-key", default="eks-proxy/skip", metavar="KEY", help="as OptOutTagKey")
+    parser.add_argument("--os-hint-tag-key", default="eks-proxy/os", metavar="KEY", help="as OsHintTagKey")
+    parser.set_defaults(handler=run_plan)
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn SDK failures into one-line messages: AwsUnavailable (exit 1) or CliError for a thing that is not there."""
+    try:
+        yield
+    except NoRegionError:
+        raise CliError("no AWS region: pass --region or set AWS_REGION") from None
+    except NoCredentialsError:
+        raise AwsUnavailable("no AWS credentials found (profile, environment or instance role)") from None
+    except ClientError as error:
+        code = error_code(error)
+        message = str(error.response.get("Error", {}).get("Message", "")) or code
+        raise AwsUnavailable(f"{code}: {message}") from None
+    except BotoCoreError as error:
+        raise AwsUnavailable(str(error)) from None
+
+
+def run_aws(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command handler: AwsUnavailable becomes one ``eks-proxy: error: ...`` line and exit 1."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            with aws_errors():
+                return handler(args)
+        except AwsUnavailable as error:
+            print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return EXIT_AWS
+
+    return wrapped
+
+
+def _user_data(clients: AwsClients, decision: Decision, version: int | None) -> bytes | None:
+    lt = decision.launch_template
+    if lt is None or version is None:
+        return None
+    found = get_template_version(clients.ec2, lt, version)
+    return decode_user_data(found.user_data) if found and found.user_data else b""
+
+
+def planned_changes(clients: AwsClients, decisions: list[Decision]) -> list[PlannedChange]:
+    """Each decision with the user data before and after (read only for node groups that would change)."""
+    changes = []
+    for d in decisions:
+        if not d.needs_rollout:
+            changes.append(PlannedChange(d))
+            continue
+        before = _user_data(clients, d, d.current_version)
+        if d.outcome is Outcome.CREATE_VERSION:
+            after = decode_user_data(d.new_user_data) if d.new_user_data else None
+        else:
+            after = _user_data(clients, d, d.target_version)
+        changes.append(PlannedChange(d, before, after))
+    return changes
+
+
+def _check_clusters(clients: AwsClients, clusters: tuple[str, ...]) -> None:
+    for cluster in clusters:
+        try:
+            clients.eks.describe_cluster(name=cluster)
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                raise CliError(f"cluster {cluster!r} not found in {clients.region}") from None
+            raise
+
+
+def _run(args: argparse.Namespace) -> int:
+    clusters = tuple(dict.fromkeys(args.cluster))
+    if args.nodegroup and len(clusters) != 1:
+        raise CliError("--nodegroup needs exactly one --cluster")
+    clients = AwsClients(region=args.region)
+    if args.value is not None:
+        config = parse_proxy_value(args.value)
+        source = "the value given with --value"
+    else:
+        name = args.parameter or DEFAULT_PARAMETER
+        try:
+            parameter = read_parameter(clients.ssm, name)
+        except ParameterNotFound:
+            raise CliError(f"parameter {name} not found in {clients.region}") from None
+        config = parse_proxy_value(parameter.value)
+        source = f"{parameter.name} version {parameter.version}"
+    _check_clusters(clients, clusters)
+    settings = Settings(
+        cluster_names=clusters,
+        alarm_topic_arn="",
+        opt_out_tag_key=args.opt_out_tag_key,
+        os_hint_tag_key=args.os_hint_tag_key,
+    )
+    scope = (
+        Scope(kind="nodegroup", clusters=clusters, nodegroup=args.nodegroup)
+        if args.nodegroup
+        else Scope(kind="all", clusters=clusters)
+    )
+    decisions = plan_scope(clients, settings, scope, config, ContextCache())
+    changes = planned_changes(clients, decisions)
+    out = [f"eks-proxy plan: {', '.join(clusters)} in {clients.region}, proxy from {source} (read-only)", ""]
+    for change in changes:
+        out.extend([*describe(change), ""])
+    if not changes:
+        out.extend(["no node groups found", ""])
+    out.append(summary(decisions))
+    print("\n".join(out))
+    return EXIT_CHANGES if any(c.would_change for c in changes) else 0
+
+
+run_plan = run_aws(_run)
