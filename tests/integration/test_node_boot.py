@@ -13,6 +13,7 @@ the TOML). See tests/integration/nodesim/ for each emulation and its source.
 
 from __future__ import annotations
 
+import base64
 import errno
 import http.client
 import shutil
@@ -225,13 +226,30 @@ def test_second_boot_is_idempotent(testbed: Testbed, node_os: str) -> None:
 
 
 @netns
-def test_injected_into_existing_user_data_keeps_the_users_part_running(testbed: Testbed) -> None:
-    """`eks-proxy inject` into a launch template that already has the user's own script: both run on the node."""
-    users_script = "#!/bin/bash\nmkdir -p /var/lib/acme && echo configured > /var/lib/acme/done\n"
-    existing = samples.mime(("text/x-shellscript", users_script))
-    booted = testbed.boot(as_launched_by_eks(inject(existing, "al2", testbed.proxy_value), "al2"))
-    assert_clean_boot(booted)
-    assert (booted.root / "var/lib/acme/done").read_text() == "configured\n"
+@pytest.mark.parametrize("encoding", ["lf", "crlf", "base64"])
+def test_injected_into_existing_user_data_boots_and_leaves_the_users_part_alone(
+    testbed: Testbed, encoding: str
+) -> None:
+    """`eks-proxy inject` into a launch template that already has the user's own script (LF, CRLF, or base64 as
+    the EC2 API returns it; EC2 hands the node the decoded bytes): the node gets the proxy, and the user's part
+    runs exactly as it did without us (cloud-init converts CRLF to LF in scripts)."""
+    existing = samples.mime(
+        ("text/x-shellscript", "#!/bin/sh\nmkdir -p /var/lib/acme && echo ok > /var/lib/acme/done\n")
+    )
+    if encoding == "crlf":
+        existing = existing.replace(b"\n", b"\r\n")
+    injected = inject(base64.b64encode(existing) if encoding == "base64" else existing, "al2", testbed.proxy_value)
+    on_the_node = base64.b64decode(injected, validate=True) if encoding == "base64" else injected
+
+    def users_part(booted: BootResult) -> list[tuple[int, bool]]:
+        runs = [r for r in booted.runs if b"/var/lib/acme" in r.part.payload]
+        return [(r.returncode, (booted.root / "var/lib/acme/done").exists()) for r in runs]
+
+    alone = testbed.boot(existing)
+    booted = testbed.boot(on_the_node)
+    assert users_part(booted) == users_part(alone) == [(0, True)]
+    ours = [r for r in booted.runs if r.part.content_type == BOOTHOOK]
+    assert ours and all(r.returncode == 0 for r in ours), ours
     assert_pulls_through_proxy(testbed, booted.environment("containerd").env)
 
 

@@ -8,7 +8,8 @@ cloud-init, as emulated here (cloudinit/user_data.py, handlers/boot_hook.py, she
 - ``text/cloud-boothook``: the ``#cloud-boothook`` line is stripped, the rest written mode 0700 to
   /var/lib/cloud/instances/<id>/boothooks/ and EXECUTED DIRECTLY with ``INSTANCE_ID`` set, so it needs a ``#!``
   line ("Exec format error. Missing #! in script?" otherwise). A failing part is logged; the others still run.
-- ``text/x-shellscript``: run later (cloud-final), same direct execution, no INSTANCE_ID.
+- ``text/x-shellscript``: run later (cloud-final), same direct execution, no INSTANCE_ID. Both kinds of part
+  get CRLF converted to LF first (``util.dos2unix``).
 - ``application/node.eks.aws``: ignored by cloud-init; nodeadm reads it BEFORE the boothooks run (see
   :mod:`.nodeadm`).
 
