@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eks_proxy.aws import AwsClients
 from eks_proxy.aws.ec2 import create_template_version, get_template_version, later_versions, template_id_of, vpc_cidrs
@@ -24,7 +24,9 @@ from eks_proxy.config import Settings
 from eks_proxy.no_proxy import NodeContext
 from eks_proxy.proxy_value import ProxyConfig
 from eks_proxy.reconcile import Decision, NodegroupState, Outcome, reconcile_nodegroup
-from eks_proxy.scope import Scope
+
+if TYPE_CHECKING:
+    from eks_proxy.scope import Scope
 
 
 @dataclass

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from eks_proxy.config import Settings
-from eks_proxy.events import Caller, Trigger
+if TYPE_CHECKING:  # types only: the rollout step imports this module and must not pay for the event models
+    from eks_proxy.config import Settings
+    from eks_proxy.events import Caller, Trigger
 
 ScopeKind = Literal["all", "nodegroup", "launch_template"]
 EKS_SERVICE_ROLE = "AWSServiceRoleForAmazonEKSNodegroup"
