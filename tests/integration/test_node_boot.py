@@ -194,7 +194,7 @@ def test_al2023_either_mechanism_alone_is_enough(testbed: Testbed, ami: str) -> 
     user_data = as_launched_by_eks(render("al2023", testbed.proxy_value), "al2023")
     if ami == "nodeadm-with-environment-only":
         booted = testbed.boot(without_parts(user_data, BOOTHOOK))
-        units = ("containerd", "kubelet", "amazon-ssm-agent")  # any unit: DefaultEnvironment applies to all
+        units: tuple[str, ...] = ("containerd", "kubelet", "amazon-ssm-agent")  # DefaultEnvironment: every unit
     else:
         booted = testbed.boot(user_data, nodeadm_environment=False)
         assert_clean_boot(booted)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .netns import exec_prefix, run_in_netns
 
@@ -96,7 +96,7 @@ class Service:
             self._own_workdir.cleanup()
             self._own_workdir = None
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
