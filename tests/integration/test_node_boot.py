@@ -194,7 +194,8 @@ def test_al2023_either_mechanism_alone_is_enough(testbed: Testbed, ami: str) -> 
     user_data = as_launched_by_eks(render("al2023", testbed.proxy_value), "al2023")
     if ami == "nodeadm-with-environment-only":
         booted = testbed.boot(without_parts(user_data, BOOTHOOK))
-        units: tuple[str, ...] = ("containerd", "kubelet", "amazon-ssm-agent")  # DefaultEnvironment: every unit
+        # DefaultEnvironment reaches every unit, also the image-pulling soci-snapshotter of recent AMIs.
+        units: tuple[str, ...] = ("containerd", "kubelet", "soci-snapshotter", "amazon-ssm-agent")
     else:
         booted = testbed.boot(user_data, nodeadm_environment=False)
         assert_clean_boot(booted)
@@ -250,6 +251,20 @@ def test_injected_into_existing_user_data_boots_and_leaves_the_users_part_alone(
     assert users_part(booted) == users_part(alone) == [(0, True)]
     ours = [r for r in booted.runs if r.part.content_type == BOOTHOOK]
     assert ours and all(r.returncode == 0 for r in ours), ours
+    assert_pulls_through_proxy(testbed, booted.environment("containerd").env)
+
+
+@netns
+@pytest.mark.parametrize("node_os", ["al2", "al2023"])
+def test_inject_over_the_hand_made_2020_boothook_wins(testbed: Testbed, node_os: str) -> None:
+    """The migration users face: their launch template still carries the hand-made boothook (here pointing at a
+    dead port). After `eks-proxy inject` both run on the node, and ours must win for containerd and kubelet."""
+    legacy = samples.legacy_2020_boothook(testbed.dead_proxy_value.removeprefix("http://"))
+    booted = testbed.boot(as_launched_by_eks(inject(legacy, node_os, testbed.proxy_value), node_os))
+    assert len([r for r in booted.runs if r.part.content_type == BOOTHOOK]) == 2  # theirs and ours both ran
+    kubelet = booted.environment("kubelet")
+    assert "/etc/environment" in kubelet.sources  # the hand-made drop-in is still there...
+    assert_proxy_environment(kubelet.env, testbed.proxy_value)  # ...and loses to ours
     assert_pulls_through_proxy(testbed, booted.environment("containerd").env)
 
 
