@@ -42,7 +42,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 demo: $(STAMP) ## the whole product on an embedded default, against a local moto server
-	$(PY) -m eks_proxy.demo
+	$(PY) -m demo $(DEMO_ARGS)
 
 bench: $(STAMP) ## print the figures the issues ask for
 	$(PY) bench/run.py

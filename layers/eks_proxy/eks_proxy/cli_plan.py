@@ -15,19 +15,14 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
-from eks_proxy.aws import AwsClients, error_code
-from eks_proxy.aws.ec2 import get_template_version
-from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
 from eks_proxy.cli import PROG, CliError, Subparsers
-from eks_proxy.config import Settings
-from eks_proxy.plan import ContextCache, plan_scope
-from eks_proxy.proxy_value import parse_proxy_value
-from eks_proxy.reconcile import Decision, Outcome, decode_user_data
-from eks_proxy.report import PlannedChange, describe, summary
-from eks_proxy.scope import Scope
+
+if TYPE_CHECKING:  # the AWS side is imported when a command runs: `eks-proxy render` starts without botocore
+    from eks_proxy.aws import AwsClients
+    from eks_proxy.reconcile import Decision
+    from eks_proxy.report import PlannedChange
 
 DEFAULT_PARAMETER = "/eks-proxy/config"
 EXIT_CHANGES = 3
@@ -57,6 +52,10 @@ def register(subparsers: Subparsers) -> None:
 @contextmanager
 def aws_errors() -> Iterator[None]:
     """Turn SDK failures into one-line messages: AwsUnavailable (exit 1) or CliError for a thing that is not there."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    from eks_proxy.aws import error_code
+
     try:
         yield
     except NoRegionError:
@@ -86,6 +85,9 @@ def run_aws(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
 
 def _user_data(clients: AwsClients, decision: Decision, version: int | None) -> bytes | None:
+    from eks_proxy.aws.ec2 import get_template_version
+    from eks_proxy.reconcile import decode_user_data
+
     lt = decision.launch_template
     if lt is None or version is None:
         return None
@@ -95,6 +97,9 @@ def _user_data(clients: AwsClients, decision: Decision, version: int | None) -> 
 
 def planned_changes(clients: AwsClients, decisions: list[Decision]) -> list[PlannedChange]:
     """Each decision with the user data before and after (read only for node groups that would change)."""
+    from eks_proxy.reconcile import Outcome, decode_user_data
+    from eks_proxy.report import PlannedChange
+
     changes = []
     for d in decisions:
         if not d.needs_rollout:
@@ -110,6 +115,10 @@ def planned_changes(clients: AwsClients, decisions: list[Decision]) -> list[Plan
 
 
 def _check_clusters(clients: AwsClients, clusters: tuple[str, ...]) -> None:
+    from botocore.exceptions import ClientError
+
+    from eks_proxy.aws import error_code
+
     for cluster in clusters:
         try:
             clients.eks.describe_cluster(name=cluster)
@@ -120,6 +129,14 @@ def _check_clusters(clients: AwsClients, clusters: tuple[str, ...]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from eks_proxy.aws import AwsClients
+    from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+    from eks_proxy.config import Settings
+    from eks_proxy.plan import ContextCache, plan_scope
+    from eks_proxy.proxy_value import parse_proxy_value
+    from eks_proxy.report import describe, summary
+    from eks_proxy.scope import Scope
+
     clusters = tuple(dict.fromkeys(args.cluster))
     if args.nodegroup and len(clusters) != 1:
         raise CliError("--nodegroup needs exactly one --cluster")

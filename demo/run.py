@@ -1,0 +1,353 @@
+"""`make demo`: the whole product on an embedded AWS emulator, in one process, no network, under a minute.
+
+What is real: a moto server on loopback reached over HTTP by boto3 (AWS_ENDPOINT_URL), a real PutParameter, the
+template's own EventBridge rule patterns (read from template.yaml) routing the "Parameter Store Change" event, the
+real dispatch and rollout_step handlers, and statemachine/rollout.asl.json executed by moto's Step Functions engine.
+
+What is simulated, and said so in the report: the EKS node group update (UpdateNodegroupVersion/DescribeUpdate are
+our moto extension: the version switches, no instance is replaced), the proxy preflight (no proxy on this machine:
+tests/integration/test_preflight.py runs the real one against tinyproxy) and the pull verification (no nodes:
+tests/integration/test_verify.py runs the real one against a fake Kubernetes API).
+
+Pieces reused from the test suite rather than copied: tests.conftest.MotoServer/load_event/load_handler,
+tests.integration.engine_world (the AWS world), moto_eks_updates (EKS updates), moto_lambda_handlers (Lambda tasks
+run in-process), test_rules.make_router (rules from template.yaml), cfn_template (log groups and query names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+REPO = Path(__file__).resolve().parent.parent
+REGION = "eu-west-1"
+STACK = "eks-proxy"
+DIFF_LINES = 17
+SIMULATED = "[simulated]"
+
+
+def _prepare_environment() -> None:
+    """Fake credentials and the function environment, before boto3, Powertools or moto are imported."""
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="demo",
+        AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - fake: the moto server accepts anything
+        AWS_SESSION_TOKEN="demo",  # noqa: S106
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        POWERTOOLS_SERVICE_NAME="eks-proxy",
+        POWERTOOLS_METRICS_NAMESPACE="EksProxy",
+        POWERTOOLS_TRACE_DISABLED="true",
+    )
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # `tests.*` and `demo.*` are imported from the repository
+
+
+class Report:
+    """The demo's readable output (stdout); everything the functions log goes to the log file instead."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __call__(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def section(self, title: str) -> None:
+        self(f"\n== {title}")
+
+
+def _moto_config(url: str, execute: bool) -> None:
+    body = json.dumps({"stepfunctions": {"execute_state_machine": execute}}).encode()
+    request = urllib.request.Request(f"{url}/moto-api/config", data=body, method="POST")  # noqa: S310 - loopback
+    urllib.request.urlopen(request, timeout=10).read()  # noqa: S310
+
+
+def _change_event(parameter: str, event_id: str) -> dict[str, Any]:
+    """events/ssm-parameter-update.json with this change's id, time and parameter name filled in."""
+    from tests.conftest import load_event
+
+    event = load_event("ssm-parameter-update")
+    event["id"] = event_id
+    event["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event["resources"] = [f"arn:aws:ssm:{REGION}:{event['account']}:parameter{parameter}"]
+    event["detail"]["name"] = parameter
+    return event
+
+
+def _simulated_preflight(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "result": "ok",
+        "detail": f"{SIMULATED} no proxy on this machine; CONNECT {event.get('registry')} not attempted",
+        "latency_ms": {},
+    }
+
+
+def _simulated_verify(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    node = f"ip-10-0-1-{10 + len(event.get('nodegroup', '')) % 50}.{REGION}.compute.internal"
+    return {
+        "ok": True,
+        "nodes": [{"node": node, "result": "pulled", "message": f"{SIMULATED} {event.get('image')}"}],
+        "summary": f"{SIMULATED} 1/1 node pulled {event.get('image')}",
+    }
+
+
+def _wait(sfn: Any, arn: str, timeout: float = 45) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        execution: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if execution["status"] != "RUNNING" or time.monotonic() > deadline:
+            return execution
+        time.sleep(0.1)
+
+
+def _user_data(world: Any, template: str, version: str | int | None) -> bytes:
+    for v in world.versions(template):
+        if str(v["VersionNumber"]) == str(version):
+            data = (v.get("LaunchTemplateData") or {}).get("UserData") or ""
+            return base64.b64decode(data) if data else b""
+    return b""
+
+
+def _template_resources(kind: str) -> list[dict[str, Any]]:
+    from tests.integration.cfn_template import Stack, load_template
+
+    template = load_template()
+    stack = Stack(template, {"ClusterNames": "prod"})
+    return [
+        stack.resolve(resource["Properties"])
+        for resource in template["Resources"].values()
+        if resource["Type"] == kind and "Condition" not in resource
+    ]
+
+
+def _alarm_names() -> list[str]:
+    from tests.integration.cfn_template import load_template
+
+    return [name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+
+def _metrics_emitted(log_path: Path) -> dict[str, float]:
+    """Metric name -> sum, from the EMF lines the functions printed (what CloudWatch would turn into metrics)."""
+    sums: dict[str, float] = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"].get("CloudWatchMetrics", []):
+            for metric in directive.get("Metrics", []):
+                value = document.get(metric["Name"], 0)
+                total = sum(value) if isinstance(value, list) else float(value)
+                sums[metric["Name"]] = sums.get(metric["Name"], 0) + total
+    return sums
+
+
+def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) -> int:
+    started_at = time.monotonic()
+    from eks_proxy.aws import AwsClients
+    from eks_proxy.cli_plan import planned_changes
+    from eks_proxy.cli_status import find_rollouts, render_rollouts
+    from eks_proxy.config import Settings
+    from eks_proxy.plan import plan_scope
+    from eks_proxy.proxy_value import parse_proxy_value
+    from eks_proxy.report import redact, trim, user_data_diff
+    from eks_proxy.scope import Scope
+
+    from demo.scenario import CASES, CLUSTER, FIRST_PROXY, NEW_PROXY, build_demo_world
+    from tests.conftest import MotoServer, load_handler
+    from tests.integration import moto_eks_updates, moto_lambda_handlers
+    from tests.integration.engine_world import PARAMETER, FakeContext
+    from tests.integration.test_rules import make_router
+
+    moto_eks_updates.install()
+    moto_lambda_handlers.install()
+    server = MotoServer()
+    server.start()
+    try:
+        os.environ["AWS_ENDPOINT_URL"] = server.url
+        os.environ["MOTO_PORT"] = str(server.port)  # where moto's Step Functions engine sends Lambda Invoke
+        _moto_config(server.url, True)
+        report(f"eks-proxy demo: an AWS emulator (moto) on {server.url}, region {REGION}, fake credentials, no network")
+
+        report.section("1. The account: VPC 10.0.0.0/16, EKS cluster 'prod', managed node groups")
+        world = build_demo_world(server)
+        for case in CASES:
+            where = f"launch template {case.template} v1" if case.template else "no launch template"
+            report(f"  {case.nodegroup:<17} {case.ami_type:<23} {where:<40} {case.what}")
+
+        report.section("2. The proxy parameter")
+        first = world.put_proxy(FIRST_PROXY)
+        report(
+            f"  PutParameter {PARAMETER} = {redact(FIRST_PROXY)}  (version {first}: the node groups do not have it yet)"
+        )
+        version = world.put_proxy(NEW_PROXY)
+        report(f"  PutParameter {PARAMETER} --overwrite = {redact(NEW_PROXY)}  (version {version})")
+
+        env = world.env(ROLLOUT_WAIT_SECONDS="0", CLUSTER_NAMES=CLUSTER)
+        step_handler = load_handler("rollout_step", env).lambda_handler
+        world.create_state_machine(
+            {
+                "RolloutStepFunctionArn": moto_lambda_handlers.register(f"{STACK}-rollout-step", step_handler),
+                "PreflightFunctionArn": moto_lambda_handlers.register(f"{STACK}-preflight", _simulated_preflight),
+                "VerifyFunctionArn": moto_lambda_handlers.register(f"{STACK}-verify", _simulated_verify),
+                "AlarmTopicArn": world.topic_arn,
+            },
+            name=f"{STACK}-rollout",
+        )  # fmt: skip
+        dispatch = load_handler("dispatch", world.env(ROLLOUT_WAIT_SECONDS="0", CLUSTER_NAMES=CLUSTER))
+
+        # What `eks-proxy plan --cluster prod` would say now (read-only), kept for the report's diffs.
+        clients = AwsClients(region=REGION)
+        settings = Settings(cluster_names=(CLUSTER,), alarm_topic_arn=world.topic_arn)
+        decisions = plan_scope(clients, settings, Scope("all", (CLUSTER,)), parse_proxy_value(NEW_PROXY))
+        planned = {c.decision.nodegroup: c for c in planned_changes(clients, decisions)}
+
+        report.section("3. The change event, routed by the template's own rules")
+        route = make_router(server, {"ClusterNames": CLUSTER})
+        event_id = str(uuid.uuid4())
+        event = _change_event(PARAMETER, event_id)
+        matched = route(event)
+        report(f'  "Parameter Store Change" {event["detail"]["operation"]} {PARAMETER} (event id {event_id})')
+        report(f"  rules of template.yaml that match it (EventBridge on the emulator): {', '.join(sorted(matched))}")
+        if "ProxyParameterChanged" not in matched:
+            report("  ERROR: the ProxyParameterChanged rule did not match the change")
+            return 1
+        lookalike = _change_event(f"{PARAMETER}-old", str(uuid.uuid4()))
+        report(f"  a look-alike ({PARAMETER}-old) matches: {sorted(route(lookalike)) or 'nothing'}")
+
+        report.section("4. Dispatch (the real handler) and the rollout (the real state machine and step handler)")
+        dispatched = dispatch.lambda_handler(event, FakeContext())
+        report(f"  dispatch: {dispatched['status']}, {dispatched['reason']}")
+        report(f"  execution: {dispatched['execution_name']}")
+        sfn = world.clients["stepfunctions"]
+        execution = _wait(sfn, dispatched["execution_arn"])
+        report(f"  state machine {world.state_machine_arn.rsplit(':', 1)[-1]}: {execution['status']}")
+        calls = Counter(e.get("action", name.removeprefix(f"{STACK}-")) for name, e in moto_lambda_handlers.INVOCATIONS)
+        report("  task invocations: " + ", ".join(f"{action} {count}" for action, count in calls.items()))
+        report(
+            f"  {SIMULATED} preflight (no proxy here), the EKS node group update (moto extension: the launch template "
+            "version switches, no instance is replaced) and verify (no nodes here)"
+        )
+        output = json.loads(execution.get("output") or "{}")
+        outcomes = {r["nodegroup"]: r for wave in output.get("results", []) for r in wave}
+
+        report.section("5. Per node group: decision, launch template versions, user data diff, rollout outcome")
+        for case in CASES:
+            change = planned[case.nodegroup]
+            d = change.decision
+            after = world.nodegroup_version(CLUSTER, case.nodegroup)
+            report(f"  {CLUSTER}/{case.nodegroup} ({d.node_os or case.ami_type}): {case.what}")
+            report(f"    decision:    {d.outcome.value}: {redact(d.reason)}")
+            if d.remedy:
+                report(f"    remedy:      {redact(d.remedy)}")
+            if case.template is None:
+                report("    versions:    no launch template (nothing to write to)")
+            elif after == "1":
+                report(f"    versions:    launch template {case.template}: v1 (unchanged)")
+            else:
+                report(f"    versions:    launch template {case.template}: v1 -> v{after} (created and rolled)")
+            if d.desired_fingerprint:
+                report(f"    fingerprint: {d.current_fingerprint or 'none'} -> {d.desired_fingerprint}")
+            if d.needs_rollout and case.template:
+                rolled = _user_data(world, case.template, after)
+                if change.after != rolled:
+                    report("    ERROR: the rolled version differs from the plan")
+                    return 1
+                diff = user_data_diff(change.before, rolled, f"{case.template} v1", f"{case.template} v{after}")
+                report(f"    user data diff (unified, first {DIFF_LINES} lines):")
+                for line in trim(diff, DIFF_LINES):
+                    report(f"      {line}")
+            record = outcomes.get(case.nodegroup)
+            report(
+                f"    rollout:     {record['outcome']}: {record['summary']}"
+                if record
+                else "    rollout:     not rolled"
+            )
+
+        report.section("6. Replay: the same event delivered again")
+        versions_before = sum(len(world.versions(t)) for t in world.templates)
+        executions_before = len(sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"])
+        updates_before = len(moto_eks_updates.CALLS)
+        route(event)
+        replayed = dispatch.lambda_handler(event, FakeContext())
+        versions_after = sum(len(world.versions(t)) for t in world.templates)
+        executions_after = len(sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"])
+        report(f"  dispatch: {replayed['status']}, {replayed['reason']}")
+        updates_after = len(moto_eks_updates.CALLS)
+        report(
+            f"  new launch template versions: {versions_after - versions_before}, new executions: "
+            f"{executions_after - executions_before}, new node group updates: {updates_after - updates_before}"
+        )
+
+        report.section("7. `eks-proxy status` (Step Functions ListExecutions/DescribeExecution)")
+        for line in render_rollouts(find_rollouts(sfn, world.state_machine_arn, limit=5), cluster=None):
+            report(f"  {line}")
+
+        report.section("8. Where this shows up in CloudWatch once deployed (stack name eks-proxy)")
+        log.flush()
+        groups = [r["LogGroupName"] for r in _template_resources("AWS::Logs::LogGroup")]
+        queries = [r["Name"] for r in _template_resources("AWS::Logs::QueryDefinition")]
+        report(f"  log groups: {', '.join(groups)}")
+        report(f"  saved Logs Insights queries: {'; '.join(queries)}")
+        metrics = _metrics_emitted(log_path)
+        shown = ", ".join(f"{name}={value:g}" for name, value in sorted(metrics.items()))
+        report(f"  metrics (namespace EksProxy) emitted in this run: {shown or 'none'}")
+        report(f"  alarms: {', '.join(_alarm_names())} (none in alarm: no failure in this run)")
+        kept = str(log_path) if keep_logs else "not kept (make demo DEMO_ARGS='--logs FILE' keeps them)"
+        report(f"  the functions' JSON log lines of this run: {kept}")
+        report(f"\ndone in {time.monotonic() - started_at:.1f} s")
+        ok = (
+            execution["status"] == "SUCCEEDED"
+            and versions_after == versions_before
+            and executions_after == executions_before
+            and updates_after == updates_before
+            and all(
+                planned[c.nodegroup].decision.outcome.value == c.expected for c in CASES
+            )
+        )  # fmt: skip
+        return 0 if ok else 1
+    finally:
+        _moto_config(server.url, False)
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; the report goes to stdout, the functions' logs to a file (kept with --logs)."""
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--logs", type=Path, help="keep the functions' JSON log lines in this file")
+    args = parser.parse_args(argv)
+    _prepare_environment()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's access log
+    warnings.filterwarnings("ignore", message="No application metrics to publish")  # a replay emits none
+    report = Report(sys.stdout)
+    workdir = None if args.logs else tempfile.TemporaryDirectory(prefix="eks-proxy-demo-")
+    log_path = args.logs or Path(workdir.name if workdir else ".") / "functions.log"
+    real_stdout: Callable[[], TextIO] = lambda: report.out  # noqa: E731
+    with log_path.open("w") as log:
+        sys.stdout = log  # Powertools logs and EMF metrics print to stdout: keep them out of the report
+        try:
+            return run(report, log, log_path, keep_logs=bool(args.logs))
+        finally:
+            sys.stdout = real_stdout()
+            if workdir:
+                workdir.cleanup()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""``eks-proxy status``: the latest rollouts and what each did per node group.
+
+    eks-proxy status [--cluster NAME] [--state-machine ARN | --stack NAME] [--limit N] [--region R]
+
+The rollouts are the executions of the rollout state machine (Step Functions ListExecutions/DescribeExecution, read
+only). The state machine is `--state-machine ARN`, else the `RolloutStateMachineArn` output of the CloudFormation
+stack `--stack` (default ``eks-proxy``, the stack name in samconfig.toml): CloudFormation names the state machine
+itself (`RolloutStateMachine-<random>`), so the stack output is the one reliable way to find it by name.
+
+Per node group, the outcome comes from the execution output (`results`: the `record` step of every node group);
+for an execution that failed or is still running, from the `record` steps in its history. `--cluster` keeps the
+rollouts and node groups of one cluster. Exit 0; 2 with one line when the stack or state machine does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from eks_proxy.cli import CliError, Subparsers
+from eks_proxy.cli_plan import run_aws
+
+DEFAULT_STACK = "eks-proxy"
+STACK_OUTPUT = "RolloutStateMachineArn"
+_RECORD_KEYS = {"cluster", "nodegroup", "outcome", "summary"}
+
+
+@dataclass(frozen=True)
+class NodegroupOutcome:
+    """What the rollout's `record` step said about one node group."""
+
+    cluster: str
+    nodegroup: str
+    outcome: str  # rolled, skipped, failed
+    summary: str
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One execution of the rollout state machine, as `status` shows it."""
+
+    name: str
+    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED
+    started: datetime | None
+    stopped: datetime | None
+    trigger: str = ""
+    change_id: str = ""
+    parameter: str = ""
+    targets: tuple[tuple[str, str], ...] = ()
+    error: str = ""
+    cause: str = ""
+    nodegroups: tuple[NodegroupOutcome, ...] = field(default=())
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add ``status``."""
+    parser = subparsers.add_parser("status", help="the latest rollouts and their outcome per node group")
+    parser.add_argument("--cluster", metavar="NAME", help="only rollouts and node groups of this cluster")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--state-machine", metavar="ARN", help="the rollout state machine's ARN")
+    where.add_argument(
+        "--stack", default=DEFAULT_STACK, metavar="NAME", help=f"the eks-proxy stack (default {DEFAULT_STACK})"
+    )
+    parser.add_argument("--limit", type=int, default=5, metavar="N", help="how many rollouts, newest first (5)")
+    parser.add_argument("--region", help="AWS region (default: the SDK's, e.g. AWS_REGION)")
+    parser.set_defaults(handler=run_status)
+
+
+def state_machine_from_stack(cloudformation: Any, stack: str) -> str:
+    """The `RolloutStateMachineArn` output of the stack; CliError when the stack or the output is missing."""
+    from botocore.exceptions import ClientError
+
+    from eks_proxy.aws import error_code
+
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as error:
+        if error_code(error) == "ValidationError":  # CloudFormation's answer for a stack that does not exist
+            raise CliError(f"stack {stack!r} not found: pass --stack NAME or --state-machine ARN") from None
+        raise
+    for output in (stacks[0].get("Outputs") or []) if stacks else []:
+        if output.get("OutputKey") == STACK_OUTPUT:
+            return str(output["OutputValue"])
+    raise CliError(f"stack {stack!r} has no output {STACK_OUTPUT}: is it the eks-proxy stack?")
+
+
+def _records(value: Any) -> Iterator[NodegroupOutcome]:
+    """Every `record` result inside an execution output (nested lists of waves)."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _records(item)
+    elif isinstance(value, dict) and value.keys() >= _RECORD_KEYS:
+        yield NodegroupOutcome(
+            str(value["cluster"]), str(value["nodegroup"]), str(value["outcome"]), str(value["summary"])
+        )
+
+
+def _history_records(sfn: Any, arn: str) -> list[NodegroupOutcome]:
+    """The `record` step results in an execution's history (an execution without output: failed or running)."""
+    found: list[NodegroupOutcome] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        for event in page.get("events", []):
+            for key in ("lambdaFunctionSucceededEventDetails", "taskSucceededEventDetails"):
+                text = (event.get(key) or {}).get("output")
+                if text:
+                    try:
+                        found.extend(_records(json.loads(text)))
+                    except ValueError:
+                        continue
+    return found
+
+
+def _rollout(sfn: Any, listed: dict[str, Any]) -> Rollout:
+    execution = sfn.describe_execution(executionArn=listed["executionArn"])
+    try:
+        document = json.loads(execution.get("input") or "{}")
+    except ValueError:
+        document = {}
+    document = document if isinstance(document, dict) else {}
+    targets = [document.get("canary"), *(document.get("rest") or [])]
+    parameter = document.get("parameter") or {}
+    output_text = execution.get("output")
+    records = list(_records(json.loads(output_text).get("results"))) if output_text else []
+    if not output_text:
+        records = _history_records(sfn, listed["executionArn"])
+    unique = list(dict.fromkeys(records))
+    return Rollout(
+        name=str(execution.get("name") or listed.get("name")),
+        status=str(execution.get("status")),
+        started=execution.get("startDate"),
+        stopped=execution.get("stopDate"),
+        trigger=str(document.get("trigger") or ""),
+        change_id=str(document.get("change_id") or ""),
+        parameter=f"{parameter.get('name')}:{parameter.get('version')}" if parameter else "",
+        targets=tuple((str(t.get("cluster")), str(t.get("nodegroup"))) for t in targets if isinstance(t, dict)),
+        error=str(execution.get("error") or ""),
+        cause=str(execution.get("cause") or ""),
+        nodegroups=tuple(unique),
+    )
+
+
+def find_rollouts(sfn: Any, state_machine_arn: str, limit: int = 5) -> list[Rollout]:
+    """The `limit` newest executions of the state machine with their per-node-group outcomes (read-only)."""
+    from botocore.exceptions import ClientError
+
+    from eks_proxy.aws import error_code
+
+    try:
+        listed = sfn.list_executions(stateMachineArn=state_machine_arn, maxResults=max(1, min(limit, 1000)))
+    except ClientError as error:
+        if error_code(error) in {"StateMachineDoesNotExist", "InvalidArn"}:
+            raise CliError(f"state machine {state_machine_arn} not found") from None
+        raise
+    executions = sorted(listed.get("executions", []), key=lambda e: e.get("startDate") or 0, reverse=True)
+    return [_rollout(sfn, e) for e in executions[:limit]]
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if moment else "-"
+
+
+def render_rollouts(rollouts: list[Rollout], cluster: str | None) -> list[str]:
+    """The lines `status` prints: one block per rollout, one line per node group."""
+    lines: list[str] = []
+    shown = [r for r in rollouts if cluster is None or any(c == cluster for c, _ in r.targets)]
+    if not shown:
+        return [f"no rollouts{f' for cluster {cluster}' if cluster else ''}"]
+    for rollout in shown:
+        lines.append(f"{_when(rollout.started)}  {rollout.status:<9}  {rollout.name}")
+        about = f"trigger {rollout.trigger or '?'}, parameter {rollout.parameter or '?'}"
+        lines.append(f"  {about}, change {rollout.change_id or '?'}")
+        outcomes = {(n.cluster, n.nodegroup): n for n in rollout.nodegroups}
+        width = max(len(f"{c}/{n}") for c, n in rollout.targets) if rollout.targets else 0
+        for index, target in enumerate(rollout.targets):
+            if cluster is not None and target[0] != cluster:
+                continue
+            label = f"{target[0]}/{target[1]}"
+            found = outcomes.get(target)
+            # The record summary starts with "<cluster>/<nodegroup> ": shown once, in the first column.
+            text = f"{found.outcome:<8} {found.summary.removeprefix(label).strip()}" if found else "not reached"
+            lines.append(f"  {label:<{width}}  {text}{'  (canary)' if index == 0 else ''}")
+        if rollout.error:
+            lines.append(f"  error {rollout.error}: {' '.join(rollout.cause.split())[:300]}")
+    return lines
+
+
+def _run(args: argparse.Namespace) -> int:
+    from eks_proxy.aws import AwsClients
+
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+    clients = AwsClients(region=args.region)
+    if args.state_machine:
+        arn, source = args.state_machine, "--state-machine"
+    else:
+        import boto3  # AwsClients has no CloudFormation client: only `status` needs one
+
+        arn = state_machine_from_stack(
+            boto3.session.Session().client("cloudformation", region_name=args.region), args.stack
+        )
+        source = f"stack {args.stack} output {STACK_OUTPUT}"
+    rollouts = find_rollouts(clients.sfn, arn, args.limit)
+    print(f"eks-proxy status: {arn} ({source})\n")
+    print("\n".join(render_rollouts(rollouts, args.cluster)))
+    return 0
+
+
+run_status = run_aws(_run)

@@ -1,0 +1,115 @@
+"""`make demo` as a newcomer runs it: one process (`python -m demo`, the Makefile's recipe), asserting on its report.
+
+The demo starts its own moto server; this test only reads what it prints and the function logs it keeps (--logs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from demo.scenario import CASES, NEW_PROXY
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], str]:
+    logs = tmp_path_factory.mktemp("demo") / "functions.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # the demo sets its own
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--logs", str(logs)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    return result, logs.read_text() if logs.exists() else ""
+
+
+def nodegroup_block(stdout: str, nodegroup: str) -> str:
+    match = re.search(rf"^  prod/{nodegroup} .*?(?=^  prod/|^\n|\Z)", stdout, re.S | re.M)
+    assert match, f"{nodegroup} missing from the report:\n{stdout}"
+    return match.group(0)
+
+
+def test_exits_0_quietly(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:
+    result, _ = demo
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""  # the emulator's access log and the functions' logs stay out of the way
+    assert result.stdout.startswith("eks-proxy demo: an AWS emulator (moto) on http://127.0.0.1:")
+
+
+def test_the_change_is_routed_by_the_template_rules_and_rolled(
+    demo: tuple[subprocess.CompletedProcess[str], str],
+) -> None:
+    out = demo[0].stdout
+    assert "PutParameter /eks-proxy/config --overwrite = " in out and "(version 2)" in out
+    assert "rules of template.yaml that match it (EventBridge on the emulator): ProxyParameterChanged" in out
+    assert "a look-alike (/eks-proxy/config-old) matches: nothing" in out
+    assert "dispatch: started, 3 node group(s) to roll" in out
+    assert "state machine eks-proxy-rollout: SUCCEEDED" in out
+    assert re.search(r"task invocations: validate_input 1, preflight 1, refresh 3, start_update 3, .*verify 3", out)
+
+
+def test_each_nodegroup_case(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:
+    out = demo[0].stdout
+    for case in CASES:
+        block = nodegroup_block(out, case.nodegroup)
+        assert f"decision:    {case.expected}:" in block, block
+        if case.expected == "create_version":
+            assert f"launch template {case.template}: v1 -> v2 (created and rolled)" in block
+            assert re.search(r"fingerprint: none -> [0-9a-f]{16}", block)
+            assert f"--- {case.template} v1\n" in block and f"+++ {case.template} v2\n" in block
+            assert f"rollout:     rolled: prod/{case.nodegroup} rolled from version 1 to 2" in block
+        else:
+            assert "rollout:     not rolled" in block and "user data diff" not in block
+    assert "+Content-Type: application/node.eks.aws" in nodegroup_block(out, "al2023-apps")
+    assert "maxPods: 58" in nodegroup_block(out, "al2023-apps")  # the team's part, kept (diff context)
+    assert '+https-proxy = "10.0.0.11:3128"' in nodegroup_block(out, "bottlerocket-web")
+    assert "+Content-Type: text/cloud-boothook" in nodegroup_block(out, "al2-legacy")
+    assert "no launch template (nothing to write to)" in nodegroup_block(out, "no-template")
+    assert "remedy:      recreate the node group with a launch template" in nodegroup_block(out, "no-template")
+    assert "launch template prod-opted-out: v1 (unchanged)" in nodegroup_block(out, "opted-out")
+
+
+def test_simulated_parts_are_labelled(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:
+    out = demo[0].stdout
+    assert "[simulated] preflight" in out and "the EKS node group update" in out and "verify (no nodes here)" in out
+
+
+def test_replay_creates_nothing(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:
+    out = demo[0].stdout
+    section = out.split("== 6. Replay", 1)[1]
+    assert "dispatch: up_to_date" in section or "dispatch: duplicate" in section
+    assert "new launch template versions: 0, new executions: 0, new node group updates: 0" in section
+
+
+def test_status_and_where_to_look_in_cloudwatch(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:
+    out = demo[0].stdout
+    status = out.split("== 7.", 1)[1].split("== 8.", 1)[0]
+    assert "SUCCEEDED" in status and "trigger ssm, parameter /eks-proxy/config:2" in status
+    assert re.search(r"prod/al2-legacy +rolled +rolled from version 1 to 2 +\(canary\)", status)  # sorted: canary
+    assert "/aws/lambda/eks-proxy-dispatch" in out and "/aws/vendedlogs/states/eks-proxy-rollout" in out
+    assert "eks-proxy/what did the last rollout do; eks-proxy/node groups skipped and why; eks-proxy/failures" in out
+    assert "NodegroupsRefreshed=3, NodegroupsRolled=3" in out
+    assert "RolloutFailedAlarm" in out
+
+
+def test_no_credentials_or_secrets_in_output_or_logs(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:
+    result, logs = demo
+    for text in (result.stdout, result.stderr, logs):
+        assert not re.search(r"://[^/\s\"']+@", text)  # no user:password@ in any URL
+        assert not re.search(r"(?i)aws_secret_access_key|aws_session_token|x-amz-security-token", text)
+        assert not re.search(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", text)
+    # The proxy value travels as a pinned parameter version only: the functions never log it.
+    assert logs.count('"level"') >= 10
+    assert "10.0.0.11" not in logs and NEW_PROXY not in logs
+
+
+def test_make_demo_runs_this_module() -> None:
+    recipe = Path(REPO / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n", 2)[1]
+    assert recipe.strip().startswith("$(PY) -m demo")
