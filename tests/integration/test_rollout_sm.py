@@ -302,3 +302,34 @@ def test_refresh_replayed_or_racing_makes_exactly_one_version(world: World) -> N
         raced = list(pool.map(lambda _: step.lambda_handler(race, FakeContext()), range(2)))
     assert {r["version_after"] for r in raced} == {2}
     assert len(world.versions("prod-ng-b")) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"canary": {"cluster": "dev", "nodegroup": "ng-a"}}, "cluster 'dev' is not in CLUSTER_NAMES"),
+        ({"rest": [{"cluster": "prod", "nodegroup": "ng-a"}]}, "prod/ng-a is listed twice"),
+        ({"canary": {"cluster": "prod", "nodegroup": "ng a; rm -rf /"}}, "invalid node group name"),
+        ({"parameter": {"name": "/other", "version": 1}}, "parameter must be '/eks-proxy/config'"),
+        ({"parameter": {"name": "/eks-proxy/config", "version": 99}}, "not found"),
+        ({"max_concurrency": 0}, "max_concurrency must be an integer from 1 to 40"),
+        ({"trigger": "manual"}, "trigger must be one of"),
+        ({"rollback_on_failure": "yes"}, "rollback_on_failure must be true or false"),
+    ],
+)
+def test_validate_input_refuses_bad_input_with_one_line(world: World, change: dict[str, Any], message: str) -> None:
+    from eks_proxy.rollout import InvalidRolloutInput
+
+    step = load_handler("rollout_step", world.env())
+    document = {
+        "change_id": "c1",
+        "trigger": "ssm",
+        "parameter": {"name": "/eks-proxy/config", "version": 1},
+        "max_concurrency": 2,
+        "rollback_on_failure": True,
+        "canary": {"cluster": "prod", "nodegroup": "ng-a"},
+        "rest": [],
+    } | change
+    with pytest.raises(InvalidRolloutInput, match=message) as error:
+        step.lambda_handler({"action": "validate_input", "input": document}, FakeContext())
+    assert "\n" not in str(error.value)

@@ -221,7 +221,11 @@ def reconcile_nodegroup(
     reusable = find_reusable_version(candidates, current.number, desired)
     if reusable is not None:
         return replace(
-            out, outcome=Outcome.ROLL_EXISTING, target_version=reusable, reason="a version with it already exists"
+            out,
+            outcome=Outcome.ROLL_EXISTING,
+            target_version=reusable,
+            reason="a version with it already exists",
+            new_user_data=new_user_data,
         )
     return replace(
         out, outcome=Outcome.CREATE_VERSION, reason="proxy configuration differs", new_user_data=new_user_data
