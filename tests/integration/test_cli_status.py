@@ -1,0 +1,101 @@
+"""`eks-proxy status` as users run it (a process), on rollouts the real state machine ran on the moto server.
+
+The rollouts come from tests/integration/test_rollout_sm.py's world (real dispatch, the ASL executed by moto's Step
+Functions engine, the real rollout_step handler, EKS updates scripted by our moto extension); this module reuses its
+fixtures and helpers rather than building a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+
+from tests.integration import moto_eks_updates
+from tests.integration import test_rollout_sm as rollout_sm
+from tests.integration.engine_world import World
+
+# The state machine tests' fixtures (pytest finds fixtures by name in the module) and helpers.
+_restore_environment = rollout_sm._restore_environment
+stubs = rollout_sm.stubs
+world = rollout_sm.world
+dispatch = rollout_sm.dispatch
+finished = rollout_sm.finished
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
+COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli"]
+
+
+def status(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, "status", *args], capture_output=True, text=True, timeout=120, env=dict(os.environ)
+    )
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("eks-proxy: error: "), result.stderr
+    assert fragment in result.stderr, result.stderr
+
+
+def rolled_out(world: World) -> str:
+    started = dispatch(world)
+    execution = finished(world, started["execution_arn"])
+    assert execution["status"] in {"SUCCEEDED", "FAILED"}
+    return str(started["execution_arn"])
+
+
+def test_successful_rollout_per_nodegroup(world: World) -> None:
+    arn = rolled_out(world)
+    result = status("--state-machine", world.state_machine_arn)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(f"eks-proxy status: {world.state_machine_arn} (--state-machine)\n")
+    assert re.search(rf"SUCCEEDED +{re.escape(arn.rsplit(':', 1)[-1])}\n", out)
+    assert "trigger ssm, parameter /eks-proxy/config:1, change 7b8f9a0c-c5a2-4d08-b0f2-c04814578829" in out
+    assert re.search(r"prod/ng-a +rolled +rolled from version 1 to 2 +\(canary\)", out)
+    assert re.search(r"prod/ng-b +rolled +rolled from version 1 to 2\n", out)
+    assert re.search(r"prod/ng-c +rolled +rolled from version 1 to 2\n", out)
+
+
+def test_failed_rollout_from_history(world: World) -> None:
+    moto_eks_updates.script("prod", "ng-a", outcome="Failed", polls=0)
+    rolled_out(world)
+    result = status("--state-machine", world.state_machine_arn)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "FAILED" in out
+    assert re.search(r"prod/ng-a +failed +failed: .*rolled back to version 1\) +\(canary\)", out)
+    assert re.search(r"prod/ng-b +not reached", out) and re.search(r"prod/ng-c +not reached", out)
+    assert "error RolloutFailed: " in out
+
+
+def test_state_machine_found_from_the_stack_output(world: World) -> None:
+    rolled_out(world)
+    template = {
+        "Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"RolloutStateMachineArn": {"Value": world.state_machine_arn}},
+    }
+    cfn = boto3.client("cloudformation", region_name="eu-west-1", endpoint_url=world.server_url)
+    cfn.create_stack(StackName="eks-proxy", TemplateBody=json.dumps(template))
+    result = status()  # default --stack eks-proxy
+    assert result.returncode == 0, result.stderr
+    assert "(stack eks-proxy output RolloutStateMachineArn)" in result.stdout
+    assert "prod/ng-a" in result.stdout
+    assert_refused(status("--stack", "platform-proxy"), "stack 'platform-proxy' not found")
+
+
+def test_cluster_filter_and_bad_input(world: World) -> None:
+    rolled_out(world)
+    other = status("--state-machine", world.state_machine_arn, "--cluster", "staging")
+    assert other.returncode == 0 and "no rollouts for cluster staging" in other.stdout
+    missing = world.state_machine_arn.replace("eks-proxy-rollout", "nope")
+    assert_refused(status("--state-machine", missing), "not found")
+    assert_refused(status("--state-machine", world.state_machine_arn, "--limit", "0"), "--limit must be at least 1")
+    assert_refused(status("--state-machine", "x", "--stack", "y"), "not allowed with")
