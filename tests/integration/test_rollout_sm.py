@@ -333,3 +333,14 @@ def test_validate_input_refuses_bad_input_with_one_line(world: World, change: di
     with pytest.raises(InvalidRolloutInput, match=message) as error:
         step.lambda_handler({"action": "validate_input", "input": document}, FakeContext())
     assert "\n" not in str(error.value)
+
+
+def test_start_update_on_a_nodegroup_already_on_the_version_is_a_no_op(world: World) -> None:
+    """A second rollout of the same change (it waited on NodegroupBusy meanwhile) finds the work done."""
+    step = load_handler("rollout_step", world.env())
+    world.clients["eks"].delete_nodegroup(clusterName="prod", nodegroupName="ng-a")
+    world.nodegroup("prod", "ng-a", template="prod-ng-a", version=1)
+    refresh = {"launch_template": {"id": world.templates["prod-ng-a"], "name": None}, "version_after": 1}
+    event = {"action": "start_update", "cluster": "prod", "nodegroup": "ng-a", "refresh": refresh}
+    assert step.lambda_handler(event, FakeContext())["status"] == "current"
+    assert moto_eks_updates.CALLS == []

@@ -14,7 +14,8 @@ Actions (input fields read -> output):
 - `refresh`: `cluster`, `nodegroup`, `parameter` -> `outcome`, `needs_update`, `launch_template`, `version_before`,
   `version_after`, `fingerprint`, `reason`, `remedy`;
 - `start_update`: `cluster`, `nodegroup`, `refresh` -> `{"status": "started", "update_id"}`, or
-  `{"status": "waiting"}` while the node group is CREATING (the state machine waits and asks again);
+  `{"status": "waiting"}` while the node group is CREATING (the state machine waits and asks again), or
+  `{"status": "current"}` when it already runs that version (nothing to roll);
 - `describe_update`: `cluster`, `nodegroup`, `update.update_id` -> `status` (InProgress, Successful, Failed,
   Cancelled), `update_id`, `errors`;
 - `rollback`: `cluster`, `nodegroup`, `refresh` -> `{"status": "started", "update_id", "version"}` or `skipped`;
@@ -229,6 +230,9 @@ def start_update(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
         state = describe_nodegroup(step.clients.eks, cluster, nodegroup)
         if state.status == "CREATING":
             return {"status": "waiting", "reason": "node group is CREATING"}
+        if state.launch_template and state.launch_template.version == version:
+            # Another rollout of the same change got there first (it held the node group while we retried).
+            return {"status": "current", "reason": f"node group already runs version {version}"}
         update_id = update_nodegroup_version(
             step.clients.eks, cluster, nodegroup, _ref(result), version, force=step.settings.force_update
         )
@@ -323,6 +327,8 @@ def record(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
         rolled_back = fields["rollback"] == "started"
         back = f" (rolled back to version {refreshed.get('version_before')})" if rolled_back else ""
         summary = f"{cluster}/{nodegroup} failed: {why}{back}"
+    elif outcome == "skipped" and update.get("status") == "current":
+        summary = f"{cluster}/{nodegroup} skipped: already on version {refreshed.get('version_after')}"
     elif outcome == "skipped":
         summary = f"{cluster}/{nodegroup} skipped: {refreshed.get('outcome')}: {refreshed.get('reason') or ''}".strip()
     else:
