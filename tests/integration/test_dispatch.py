@@ -322,3 +322,19 @@ def test_missing_required_setting_fails_at_cold_start(world: World, monkeypatch:
     env.pop("STATE_MACHINE_ARN")
     with pytest.raises(SettingsError, match="STATE_MACHINE_ARN"):
         load_handler("dispatch", env)
+
+
+def test_proxy_credentials_are_refused_and_never_logged(world: World) -> None:
+    """Credentials in the value are refused (node user data is readable); the secret appears nowhere."""
+    world.template("prod-ng-a")
+    world.nodegroup("prod", "ng-a", template="prod-ng-a")
+    world.put_proxy("http://svc-eks:Sup3r-s3cret@10.0.0.10:3128")
+    module = handler(world)
+    buffer = structured_logs(module)
+    result = invoke(module, load_event("ssm-parameter-update"))
+    assert result["status"] == "invalid_value"
+    assert "credentials" in result["reason"]
+    assert "Sup3r-s3cret" not in buffer.getvalue()
+    assert "Sup3r-s3cret" not in json.dumps(result)
+    assert "Sup3r-s3cret" not in json.dumps(world.alarms())
+    assert executions(world) == []
