@@ -169,7 +169,10 @@ def test_log_fields_never_carry_user_data() -> None:
     d = decide(nodegroup())
     fields = d.to_log()
     assert d.new_user_data not in fields.values()
+    assert d.current_user_data == b64(USER_SCRIPT)
+    assert d.current_user_data not in fields.values()
     assert "new_user_data" not in repr(d)
+    assert "current_user_data" not in repr(d)
     assert fields["outcome"] == "create_version"
 
 

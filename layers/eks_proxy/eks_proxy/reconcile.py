@@ -81,7 +81,7 @@ class TemplateVersion:
 
 @dataclass(frozen=True)
 class Decision:
-    """The reconcile result for one node group; `new_user_data` (base64) is never logged: it may hold credentials."""
+    """The reconcile result for one node group. `current_user_data` / `new_user_data` (base64) are never logged."""
 
     cluster: str
     nodegroup: str
@@ -95,6 +95,7 @@ class Decision:
     current_fingerprint: str | None = None
     desired_fingerprint: str | None = None
     new_user_data: str | None = field(default=None, repr=False)
+    current_user_data: str | None = field(default=None, repr=False)  # base64, as read (for `eks-proxy plan` diffs)
 
     @property
     def needs_rollout(self) -> bool:
@@ -207,7 +208,13 @@ def reconcile_nodegroup(
         )
     desired = desired_fingerprint(config, context, node_os)
     have = _fingerprint_of(current.user_data)
-    out = replace(out, current_version=current.number, current_fingerprint=have, desired_fingerprint=desired)
+    out = replace(
+        out,
+        current_version=current.number,
+        current_fingerprint=have,
+        desired_fingerprint=desired,
+        current_user_data=current.user_data,
+    )
     if have == desired:
         return replace(out, outcome=Outcome.UP_TO_DATE, target_version=current.number)
     try:
