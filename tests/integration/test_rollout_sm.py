@@ -344,3 +344,23 @@ def test_start_update_on_a_nodegroup_already_on_the_version_is_a_no_op(world: Wo
     event = {"action": "start_update", "cluster": "prod", "nodegroup": "ng-a", "refresh": refresh}
     assert step.lambda_handler(event, FakeContext())["status"] == "current"
     assert moto_eks_updates.CALLS == []
+
+
+def test_polls_slow_down_as_an_update_goes_on(world: World) -> None:
+    """Each poll is ~9 history events; the wait grows x1.5 per poll up to 300 s to stay far below 25,000."""
+    moto_eks_updates.script("prod", "ng-a", polls=20)
+    step = load_handler("rollout_step", world.env())
+    target = {"cluster": "prod", "nodegroup": "ng-a", "wait_seconds": 30}
+    refresh = {"launch_template": {"id": world.templates["prod-ng-a"], "name": None}, "version_after": 1}
+    world.clients["ec2"].create_launch_template_version(
+        LaunchTemplateId=world.templates["prod-ng-a"], SourceVersion="1", LaunchTemplateData={}
+    )
+    refresh["version_after"] = 2
+    update = step.lambda_handler({"action": "start_update", **target, "refresh": refresh}, FakeContext())
+    assert (update["polls"], update["next_wait_seconds"]) == (0, 30)
+    waits = []
+    for _ in range(8):
+        update = step.lambda_handler({"action": "describe_update", **target, "update": update}, FakeContext())
+        assert update["status"] == "InProgress"
+        waits.append(update["next_wait_seconds"])
+    assert waits == [45, 68, 101, 152, 228, 300, 300, 300]

@@ -13,11 +13,13 @@ Actions (input fields read -> output):
   `verify`, `wait_seconds` and `waves` (the canary as a wave of one, then the rest);
 - `refresh`: `cluster`, `nodegroup`, `parameter` -> `outcome`, `needs_update`, `launch_template`, `version_before`,
   `version_after`, `fingerprint`, `reason`, `remedy`;
-- `start_update`: `cluster`, `nodegroup`, `refresh` -> `{"status": "started", "update_id"}`, or
+- `start_update`: `cluster`, `nodegroup`, `refresh`, `wait_seconds` -> `{"status": "started", "update_id", "polls",
+  "next_wait_seconds"}`, or
   `{"status": "waiting"}` while the node group is CREATING (the state machine waits and asks again), or
   `{"status": "current"}` when it already runs that version (nothing to roll);
-- `describe_update`: `cluster`, `nodegroup`, `update.update_id` -> `status` (InProgress, Successful, Failed,
-  Cancelled), `update_id`, `errors`;
+- `describe_update`: `cluster`, `nodegroup`, `update` (`update_id`, `polls`), `wait_seconds` -> `status`
+  (InProgress, Successful, Failed, Cancelled), `update_id`, `errors`, `polls`, `next_wait_seconds` (growing x1.5 per
+  poll up to 300 s, so long updates stay far from the 25,000-event history limit);
 - `rollback`: `cluster`, `nodegroup`, `refresh` -> `{"status": "started", "update_id", "version"}` or `skipped`;
 - `record`: `cluster`, `nodegroup`, `outcome` (rolled, skipped, failed), `item` (the node group's state in the
   state machine) -> `cluster`, `nodegroup`, `outcome`, `summary`;
@@ -51,6 +53,8 @@ _NODEGROUP = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,62}$")
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 MAX_NODEGROUPS = 1000
 MAX_CONCURRENCY = 40  # the inline Map's own limit
+MAX_POLL_SECONDS = 300
+POLL_BACKOFF = 1.5
 
 
 class InvalidRolloutInput(ValueError):
@@ -239,7 +243,16 @@ def start_update(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
     except ClientError as error:
         raise _aws(error, cluster, nodegroup) from None
     step.log("update started", {"cluster": cluster, "nodegroup": nodegroup, "update_id": update_id, "version": version})
-    return {"status": "started", "update_id": update_id}
+    return {"status": "started", "update_id": update_id, "polls": 0, "next_wait_seconds": _base_wait(event, step)}
+
+
+def _base_wait(event: Mapping[str, Any], step: StepContext) -> int:
+    wait = event.get("wait_seconds")
+    return (
+        wait
+        if isinstance(wait, int) and not isinstance(wait, bool) and wait >= 0
+        else step.settings.rollout_wait_seconds
+    )
 
 
 def describe_update_step(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
@@ -252,7 +265,17 @@ def describe_update_step(event: Mapping[str, Any], step: StepContext) -> dict[st
         status = describe_update(step.clients.eks, cluster, nodegroup, update_id)
     except ClientError as error:
         raise _aws(error, cluster, nodegroup) from None
-    return {"status": status.status, "update_id": update_id, "errors": list(status.errors)}
+    polls = int((event.get("update") or {}).get("polls") or 0) + 1
+    # Poll less often as the update goes on: an update takes minutes to hours and every poll adds ~9 events to
+    # the execution history (a Standard workflow holds 25,000); 30 s, 45 s, 68 s ... capped at 5 minutes.
+    next_wait = min(MAX_POLL_SECONDS, round(_base_wait(event, step) * POLL_BACKOFF**polls))
+    return {
+        "status": status.status,
+        "update_id": update_id,
+        "errors": list(status.errors),
+        "polls": polls,
+        "next_wait_seconds": next_wait,
+    }
 
 
 def rollback(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
