@@ -38,10 +38,13 @@ class Stubs:
         self.preflight_result: dict[str, Any] = {"ok": True, "result": "ok", "detail": "stub", "latency_ms": {}}
         self.verify_fails: set[str] = set()
         self.preflight_inputs: list[dict[str, Any]] = []
+        self.during_preflight: list[Any] = []  # callables run while "probing" (to change the world mid-run)
         self.verify_inputs: list[dict[str, Any]] = []
 
     def preflight(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.preflight_inputs.append(event)
+        for action in self.during_preflight:
+            action()
         return self.preflight_result
 
     def verify(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -364,3 +367,16 @@ def test_polls_slow_down_as_an_update_goes_on(world: World) -> None:
         assert update["status"] == "InProgress"
         waits.append(update["next_wait_seconds"])
     assert waits == [45, 68, 101, 152, 228, 300, 300, 300]
+
+
+def test_launch_template_deleted_mid_rollout_is_skipped_not_failed(world: World, stubs: Stubs) -> None:
+    """ng-c's launch template disappears after dispatch planned it: its refresh reports it, the rest rolls."""
+    ec2 = world.clients["ec2"]
+    stubs.during_preflight.append(lambda: ec2.delete_launch_template(LaunchTemplateId=world.templates["prod-ng-c"]))
+    execution = finished(world, dispatch(world)["execution_arn"])
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    records = {r["nodegroup"]: r for wave in json.loads(execution["output"])["results"] for r in wave}
+    assert records["ng-c"]["outcome"] == "skipped"
+    assert "no longer exists" in records["ng-c"]["summary"]
+    assert [records["ng-a"]["outcome"], records["ng-b"]["outcome"]] == ["rolled", "rolled"]
+    assert update_calls("ng-c") == []
