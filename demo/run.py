@@ -1,17 +1,19 @@
-"""`make demo`: the whole product on an embedded AWS emulator, in one process, no network, under a minute.
+"""`make demo`: the whole product on an embedded AWS emulator, in one process, no network, well under a minute.
 
-What is real: a moto server on loopback reached over HTTP by boto3 (AWS_ENDPOINT_URL), a real PutParameter, the
+What is real: a moto server on loopback reached over HTTP by boto3 (AWS_ENDPOINT_URL), real PutParameter calls, the
 template's own EventBridge rule patterns (read from template.yaml) routing the "Parameter Store Change" event, the
-real dispatch and rollout_step handlers, and statemachine/rollout.asl.json executed by moto's Step Functions engine.
+real dispatch, rollout_step and preflight handlers, statemachine/rollout.asl.json executed by moto's Step Functions
+engine, and the preflight's probe through a real HTTP CONNECT proxy to a TLS registry stand-in, both on 127.0.0.1
+(demo/loopback.py; without openssl the preflight falls back to a simulated one and the report says so).
 
-What is simulated, and said so in the report: the EKS node group update (UpdateNodegroupVersion/DescribeUpdate are
-our moto extension: the version switches, no instance is replaced), the proxy preflight (no proxy on this machine:
-tests/integration/test_preflight.py runs the real one against tinyproxy) and the pull verification (no nodes:
-tests/integration/test_verify.py runs the real one against a fake Kubernetes API).
+What is simulated, and labelled so in the report: the EKS node group update (UpdateNodegroupVersion/DescribeUpdate
+are our moto extension: the version switches, no instance is replaced) and the pull verification (there are no
+nodes: tests/integration/test_verify.py runs the real one against a fake Kubernetes API).
 
 Pieces reused from the test suite rather than copied: tests.conftest.MotoServer/load_event/load_handler,
 tests.integration.engine_world (the AWS world), moto_eks_updates (EKS updates), moto_lambda_handlers (Lambda tasks
-run in-process), test_rules.make_router (rules from template.yaml), cfn_template (log groups and query names).
+run in-process), test_rules.make_router (rules from template.yaml), cfn_template (log groups, query and alarm
+names), nodesim.pki (the throw-away CA).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import base64
 import json
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +31,6 @@ import urllib.request
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -158,7 +160,11 @@ def _metrics_emitted(log_path: Path) -> dict[str, float]:
     return sums
 
 
-def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) -> int:
+def _new_value(proxy_url: str) -> str:
+    return json.dumps({"http_proxy": proxy_url, "no_proxy": [".corp.example"]})
+
+
+def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: bool = False) -> int:
     started_at = time.monotonic()
     from eks_proxy.aws import AwsClients
     from eks_proxy.cli_plan import planned_changes
@@ -169,6 +175,7 @@ def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) ->
     from eks_proxy.report import redact, trim, user_data_diff
     from eks_proxy.scope import Scope
 
+    from demo.loopback import Loopback, closed_port, start_loopback
     from demo.scenario import CASES, CLUSTER, FIRST_PROXY, NEW_PROXY, build_demo_world
     from tests.conftest import MotoServer, load_handler
     from tests.integration import moto_eks_updates, moto_lambda_handlers
@@ -177,6 +184,11 @@ def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) ->
 
     moto_eks_updates.install()
     moto_lambda_handlers.install()
+    try:
+        loopback: Loopback | None = start_loopback(workdir)
+    except (OSError, subprocess.CalledProcessError, AssertionError) as missing:  # no openssl: preflight simulated
+        loopback = None
+        why_simulated = f"{type(missing).__name__}: {missing}"[:200]
     server = MotoServer()
     server.start()
     try:
@@ -184,6 +196,13 @@ def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) ->
         os.environ["MOTO_PORT"] = str(server.port)  # where moto's Step Functions engine sends Lambda Invoke
         _moto_config(server.url, True)
         report(f"eks-proxy demo: an AWS emulator (moto) on {server.url}, region {REGION}, fake credentials, no network")
+        if loopback:
+            report(
+                f"  the new proxy: a real HTTP CONNECT proxy on {loopback.proxy_url}, allowing only "
+                f"{loopback.registry_probe} (a TLS registry stand-in on 127.0.0.1:{loopback.registry_port})"
+            )
+        else:
+            report(f"  {SIMULATED} preflight: no loopback proxy ({why_simulated})")
 
         report.section("1. The account: VPC 10.0.0.0/16, EKS cluster 'prod', managed node groups")
         world = build_demo_world(server)
@@ -192,30 +211,34 @@ def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) ->
             report(f"  {case.nodegroup:<17} {case.ami_type:<23} {where:<40} {case.what}")
 
         report.section("2. The proxy parameter")
+        new_value = _new_value(loopback.proxy_url) if loopback else NEW_PROXY
         first = world.put_proxy(FIRST_PROXY)
         report(
             f"  PutParameter {PARAMETER} = {redact(FIRST_PROXY)}  (version {first}: the node groups do not have it yet)"
         )
-        version = world.put_proxy(NEW_PROXY)
-        report(f"  PutParameter {PARAMETER} --overwrite = {redact(NEW_PROXY)}  (version {version})")
+        version = world.put_proxy(new_value)
+        report(f"  PutParameter {PARAMETER} --overwrite = {redact(new_value)}  (version {version})")
 
         env = world.env(ROLLOUT_WAIT_SECONDS="0", CLUSTER_NAMES=CLUSTER)
+        if loopback:
+            env.update(REGISTRY_PROBE=loopback.registry_probe, PREFLIGHT_CA_BUNDLE=str(loopback.ca_bundle))
         step_handler = load_handler("rollout_step", env).lambda_handler
+        preflight_handler = load_handler("preflight", env).lambda_handler if loopback else _simulated_preflight
         world.create_state_machine(
             {
                 "RolloutStepFunctionArn": moto_lambda_handlers.register(f"{STACK}-rollout-step", step_handler),
-                "PreflightFunctionArn": moto_lambda_handlers.register(f"{STACK}-preflight", _simulated_preflight),
+                "PreflightFunctionArn": moto_lambda_handlers.register(f"{STACK}-preflight", preflight_handler),
                 "VerifyFunctionArn": moto_lambda_handlers.register(f"{STACK}-verify", _simulated_verify),
                 "AlarmTopicArn": world.topic_arn,
             },
             name=f"{STACK}-rollout",
         )  # fmt: skip
-        dispatch = load_handler("dispatch", world.env(ROLLOUT_WAIT_SECONDS="0", CLUSTER_NAMES=CLUSTER))
+        dispatch = load_handler("dispatch", {**env, "STATE_MACHINE_ARN": world.state_machine_arn})
 
         # What `eks-proxy plan --cluster prod` would say now (read-only), kept for the report's diffs.
         clients = AwsClients(region=REGION)
         settings = Settings(cluster_names=(CLUSTER,), alarm_topic_arn=world.topic_arn)
-        decisions = plan_scope(clients, settings, Scope("all", (CLUSTER,)), parse_proxy_value(NEW_PROXY))
+        decisions = plan_scope(clients, settings, Scope("all", (CLUSTER,)), parse_proxy_value(new_value))
         planned = {c.decision.nodegroup: c for c in planned_changes(clients, decisions)}
 
         report.section("3. The change event, routed by the template's own rules")
@@ -240,9 +263,11 @@ def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) ->
         report(f"  state machine {world.state_machine_arn.rsplit(':', 1)[-1]}: {execution['status']}")
         calls = Counter(e.get("action", name.removeprefix(f"{STACK}-")) for name, e in moto_lambda_handlers.INVOCATIONS)
         report("  task invocations: " + ", ".join(f"{action} {count}" for action, count in calls.items()))
+        preflight = _preflight_output(sfn, dispatched["execution_arn"])
+        report(f"  preflight: {preflight}")
         report(
-            f"  {SIMULATED} preflight (no proxy here), the EKS node group update (moto extension: the launch template "
-            "version switches, no instance is replaced) and verify (no nodes here)"
+            f"  {SIMULATED} the EKS node group update (our moto extension: the launch template version switches, no "
+            "instance is replaced) and the pull verification (no nodes here)"
         )
         output = json.loads(execution.get("output") or "{}")
         outcomes = {r["nodegroup"]: r for wave in output.get("results", []) for r in wave}
@@ -281,25 +306,50 @@ def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) ->
             )
 
         report.section("6. Replay: the same event delivered again")
-        versions_before = sum(len(world.versions(t)) for t in world.templates)
+        versions_before = _version_count(world)
         executions_before = len(sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"])
         updates_before = len(moto_eks_updates.CALLS)
         route(event)
         replayed = dispatch.lambda_handler(event, FakeContext())
-        versions_after = sum(len(world.versions(t)) for t in world.templates)
+        versions_after = _version_count(world)
         executions_after = len(sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"])
-        report(f"  dispatch: {replayed['status']}, {replayed['reason']}")
         updates_after = len(moto_eks_updates.CALLS)
+        report(f"  dispatch: {replayed['status']}, {replayed['reason']}")
         report(
             f"  new launch template versions: {versions_after - versions_before}, new executions: "
             f"{executions_after - executions_before}, new node group updates: {updates_after - updates_before}"
         )
+        replay_clean = (versions_after, executions_after, updates_after) == (
+            versions_before, executions_before, updates_before
+        )  # fmt: skip
 
-        report.section("7. `eks-proxy status` (Step Functions ListExecutions/DescribeExecution)")
+        broken_ok = True
+        if loopback:
+            report.section("7. A broken value: the preflight stops it before anything changes")
+            dead = f"http://127.0.0.1:{closed_port()}"
+            broken_version = world.put_proxy(dead)
+            report(
+                f"  PutParameter {PARAMETER} --overwrite = {dead}  (version {broken_version}: nothing listens there)"
+            )
+            world.alarms()  # start from an empty inbox
+            before = _version_count(world)
+            broken_event = _change_event(PARAMETER, str(uuid.uuid4()))
+            route(broken_event)
+            started = dispatch.lambda_handler(broken_event, FakeContext())
+            failed = _wait(sfn, started["execution_arn"])
+            report(f"  dispatch: {started['status']}; state machine: {failed['status']} ({failed.get('error')})")
+            report(f"  preflight: {_preflight_output(sfn, started['execution_arn'])}")
+            report(f"  new launch template versions: {_version_count(world) - before}")
+            alarms = world.alarms()
+            for alarm in alarms:
+                report(f'  alarm topic: "{alarm["subject"]}": {redact(str(alarm["message"].get("summary")))}')
+            broken_ok = failed["status"] == "FAILED" and _version_count(world) == before and len(alarms) == 1
+
+        report.section("8. `eks-proxy status` (Step Functions ListExecutions/DescribeExecution, newest first)")
         for line in render_rollouts(find_rollouts(sfn, world.state_machine_arn, limit=5), cluster=None):
             report(f"  {line}")
 
-        report.section("8. Where this shows up in CloudWatch once deployed (stack name eks-proxy)")
+        report.section("9. Where this shows up in CloudWatch once deployed (stack name eks-proxy)")
         log.flush()
         groups = [r["LogGroupName"] for r in _template_resources("AWS::Logs::LogGroup")]
         queries = [r["Name"] for r in _template_resources("AWS::Logs::QueryDefinition")]
@@ -308,23 +358,46 @@ def run(report: Report, log: TextIO, log_path: Path, keep_logs: bool = False) ->
         metrics = _metrics_emitted(log_path)
         shown = ", ".join(f"{name}={value:g}" for name, value in sorted(metrics.items()))
         report(f"  metrics (namespace EksProxy) emitted in this run: {shown or 'none'}")
-        report(f"  alarms: {', '.join(_alarm_names())} (none in alarm: no failure in this run)")
+        report(f"  alarms: {', '.join(_alarm_names())}")
         kept = str(log_path) if keep_logs else "not kept (make demo DEMO_ARGS='--logs FILE' keeps them)"
         report(f"  the functions' JSON log lines of this run: {kept}")
         report(f"\ndone in {time.monotonic() - started_at:.1f} s")
         ok = (
             execution["status"] == "SUCCEEDED"
-            and versions_after == versions_before
-            and executions_after == executions_before
-            and updates_after == updates_before
-            and all(
-                planned[c.nodegroup].decision.outcome.value == c.expected for c in CASES
-            )
-        )  # fmt: skip
+            and replay_clean
+            and broken_ok
+            and all(planned[c.nodegroup].decision.outcome.value == c.expected for c in CASES)
+        )
         return 0 if ok else 1
     finally:
         _moto_config(server.url, False)
         server.stop()
+        if loopback:
+            loopback.close()
+
+
+def _version_count(world: Any) -> int:
+    return sum(len(world.versions(t)) for t in world.templates)
+
+
+def _preflight_output(sfn: Any, arn: str) -> str:
+    """The Preflight state's result, from the execution history (what the console shows for that state)."""
+    from eks_proxy.report import redact
+
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    entered = False
+    for event in events:
+        name = (event.get("stateEnteredEventDetails") or {}).get("name")
+        if name == "Preflight":
+            entered = True
+        details = event.get("lambdaFunctionSucceededEventDetails") or {}
+        if entered and details.get("output"):
+            result = json.loads(details["output"])
+            if "result" in result and "ok" in result:
+                latency = result.get("latency_ms", {}).get("total")
+                took = f", {latency} ms" if latency is not None else ""
+                return f"{result['result']}: {redact(str(result.get('detail')))}{took}"
+    return "not run"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,17 +409,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's access log
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # a replay emits none
     report = Report(sys.stdout)
-    workdir = None if args.logs else tempfile.TemporaryDirectory(prefix="eks-proxy-demo-")
-    log_path = args.logs or Path(workdir.name if workdir else ".") / "functions.log"
-    real_stdout: Callable[[], TextIO] = lambda: report.out  # noqa: E731
-    with log_path.open("w") as log:
-        sys.stdout = log  # Powertools logs and EMF metrics print to stdout: keep them out of the report
-        try:
-            return run(report, log, log_path, keep_logs=bool(args.logs))
-        finally:
-            sys.stdout = real_stdout()
-            if workdir:
-                workdir.cleanup()
+    with tempfile.TemporaryDirectory(prefix="eks-proxy-demo-") as scratch:
+        workdir = Path(scratch)
+        log_path = args.logs or workdir / "functions.log"
+        with log_path.open("w") as log:
+            # moto's engine logs the failures it executes (the broken value's PreflightFailed): into the log file too.
+            logging.basicConfig(stream=log, level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+            sys.stdout = log  # Powertools logs and EMF metrics print to stdout: keep them out of the report
+            try:
+                return run(report, log, log_path, workdir, keep_logs=bool(args.logs))
+            finally:
+                sys.stdout = report.out
 
 
 if __name__ == "__main__":
