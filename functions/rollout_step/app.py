@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws import AwsClients
 from eks_proxy.config import Settings
-from eks_proxy.rollout import StepContext, run_step
+from eks_proxy.rollout import NodegroupBusy, StepContext, ThrottlingException, run_step
 
 SETTINGS = Settings.from_env()
 logger = Logger()
@@ -34,8 +34,15 @@ def _metric(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
-@logger.inject_lambda_context(correlation_id_path="change_id")
+@logger.inject_lambda_context(correlation_id_path="change_id || input.change_id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(action=event.get("action"), cluster=event.get("cluster"), nodegroup=event.get("nodegroup"))
-    return run_step(event, StepContext(clients, SETTINGS, metric=_metric, log=_info, warn=_warn))
+    try:
+        return run_step(event, StepContext(clients, SETTINGS, metric=_metric, log=_info, warn=_warn))
+    except (NodegroupBusy, ThrottlingException) as retried:  # the state machine retries these with backoff
+        logger.warning("step will be retried", extra={"error": type(retried).__name__, "reason": str(retried)})
+        raise
+    except Exception as error:
+        logger.exception("step failed", extra={"error": type(error).__name__})
+        raise
