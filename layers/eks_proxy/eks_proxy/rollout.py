@@ -126,6 +126,8 @@ def _proxy_config(step: StepContext, parameter: Mapping[str, Any]) -> ProxyConfi
     try:
         value = read_parameter(step.clients.ssm, name, version)
         return parse_proxy_value(value.value)
+    except ClientError as error:
+        raise _aws(error, "ssm", name) from None
     except ParameterNotFound as missing:
         raise InvalidRolloutInput(str(missing)) from None
     except ProxyValueError as invalid:
