@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from demo.scenario import CASES
-from tests.conftest import REPO, require_tool
+from tests.conftest import REPO, require_root, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -125,3 +125,16 @@ def test_no_credentials_or_secrets_in_output_or_logs(demo: tuple[subprocess.Comp
 def test_make_demo_runs_this_module() -> None:
     recipe = Path(REPO / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n", 2)[1]
     assert recipe.strip().startswith("$(PY) -m demo")
+
+
+def test_needs_no_network() -> None:
+    """The demo in a network namespace with only loopback up: anything reaching out would fail it."""
+    require_root()
+    require_tool("unshare", "ip", "openssl")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    script = f"ip link set lo up && exec {sys.executable} -m demo"
+    result = subprocess.run(
+        ["unshare", "--net", "sh", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "state machine eks-proxy-rollout: SUCCEEDED" in result.stdout
