@@ -14,12 +14,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws import AwsClients
 from eks_proxy.config import Settings
+from eks_proxy.plan import ContextCache
 from eks_proxy.rollout import NodegroupBusy, StepContext, ThrottlingException, run_step
 
 SETTINGS = Settings.from_env()
 logger = Logger()
 metrics = Metrics()
 clients = AwsClients()  # clients are created on first use, not at import
+contexts = ContextCache()  # cluster facts, reused by a warm container for a few minutes
 
 
 def _info(message: str, fields: Mapping[str, Any]) -> None:
@@ -39,7 +41,7 @@ def _metric(name: str, value: float) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(action=event.get("action"), cluster=event.get("cluster"), nodegroup=event.get("nodegroup"))
     try:
-        return run_step(event, StepContext(clients, SETTINGS, metric=_metric, log=_info, warn=_warn))
+        return run_step(event, StepContext(clients, SETTINGS, metric=_metric, log=_info, warn=_warn, cache=contexts))
     except (NodegroupBusy, ThrottlingException) as retried:  # the state machine retries these with backoff
         logger.warning("step will be retried", extra={"error": type(retried).__name__, "reason": str(retried)})
         raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,12 +32,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class ContextCache:
-    """NodeContext per cluster (DescribeCluster + VPC CIDRs are read once per cluster per invocation)."""
+    """NodeContext per cluster: DescribeCluster + VPC CIDRs are read once per cluster, then reused for
+    `max_age_seconds` (a warm rollout step container reuses them across node groups of one rollout)."""
 
+    max_age_seconds: float = 300.0
     contexts: dict[str, NodeContext] = field(default_factory=dict)
+    _read_at: dict[str, float] = field(default_factory=dict)
 
     def get(self, clients: AwsClients, cluster: str) -> NodeContext:
-        if cluster not in self.contexts:
+        now = time.monotonic()
+        if cluster not in self.contexts or now - self._read_at.get(cluster, now) > self.max_age_seconds:
             info = describe_cluster(clients.eks, cluster)
             self.contexts[cluster] = NodeContext(
                 region=clients.region,
@@ -44,7 +49,12 @@ class ContextCache:
                 cluster_endpoint=info.endpoint,
                 vpc_cidrs=vpc_cidrs(clients.ec2, info.vpc_id, info.subnet_ids),
             )
+            self._read_at[cluster] = now
         return self.contexts[cluster]
+
+    def clear(self) -> None:
+        self.contexts.clear()
+        self._read_at.clear()
 
 
 def _decide(
