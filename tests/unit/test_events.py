@@ -103,3 +103,18 @@ def test_unrelated_event_is_refused() -> None:
     event = load_event("ssm-parameter-update") | {"source": "aws.s3", "detail-type": "Object Created"}
     with pytest.raises(EventError, match="unsupported event"):
         parse_trigger(event)
+
+
+def test_launch_template_tags_from_request_or_response() -> None:
+    event = load_event("ec2-create-launch-template")
+    request = event["detail"]["requestParameters"]["CreateLaunchTemplateRequest"]
+    request["TagSpecification"] = {
+        "ResourceType": "launch-template",
+        "Tag": [{"Key": "eks:nodegroup-name", "Value": "ng-a", "tag": 1}, {"Key": "team", "Value": "x", "tag": 2}],
+        "tag": 1,
+    }
+    assert parse_trigger(event).launch_template_tags == {"eks:nodegroup-name": "ng-a", "team": "x"}
+    del request["TagSpecification"]
+    response = event["detail"]["responseElements"]["CreateLaunchTemplateResponse"]["launchTemplate"]
+    response["tags"] = {"item": [{"key": "eks:cluster-name", "value": "prod"}]}
+    assert parse_trigger(event).launch_template_tags == {"eks:cluster-name": "prod"}

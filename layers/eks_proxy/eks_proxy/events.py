@@ -135,17 +135,25 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _items(value: Any) -> list[Any]:
+    """CloudTrail renders EC2 lists as a list, as {"item": [...]}, or as the single element itself."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        inner = _get(value, "item")
+        return _items(inner) if inner is not None else [value]
+    return []
+
+
 def _tags(spec: Any) -> dict[str, str]:
-    """Tags of a CloudTrail TagSpecification (list or {"item": [...]}, Tag list or {"item": [...]})."""
-    specs = spec if isinstance(spec, list) else _get(spec, "item") or ([spec] if isinstance(spec, dict) else [])
+    """Tags from a request TagSpecification (specs holding `Tag` lists) or a response `tags` list (Key/Value)."""
     tags: dict[str, str] = {}
-    for one in specs if isinstance(specs, list) else [specs]:
-        raw = _get(one, "Tag")
-        items = raw if isinstance(raw, list) else _get(raw, "item") or ([raw] if isinstance(raw, dict) else [])
-        for tag in items if isinstance(items, list) else [items]:
-            key, value = _str(_get(tag, "Key")), _get(tag, "Value")
-            if key:
-                tags[key] = str(value or "")
+    for one in _items(spec):
+        key = _str(_get(one, "Key"))
+        if key:
+            tags[key] = str(_get(one, "Value") or "")
+        else:
+            tags |= _tags(_get(one, "Tag"))
     return tags
 
 
