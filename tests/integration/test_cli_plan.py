@@ -189,6 +189,10 @@ def test_unknown_cluster_is_exit_2(world: World) -> None:
     assert_refused(plan("--cluster", "staging"), "cluster 'staging' not found in eu-west-1")
 
 
+def test_unknown_nodegroup_is_exit_2(world: World) -> None:
+    assert_refused(plan("--cluster", CLUSTER, "--nodegroup", "ng-x"), "node group 'ng-x' not found in cluster 'prod'")
+
+
 def test_nodegroup_needs_one_cluster(world: World) -> None:
     assert_refused(plan("--cluster", CLUSTER, "--cluster", "b", "--nodegroup", "x"), "exactly one --cluster")
 

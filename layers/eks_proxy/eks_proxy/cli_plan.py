@@ -128,6 +128,15 @@ def _check_clusters(clients: AwsClients, clusters: tuple[str, ...]) -> None:
             raise
 
 
+def _check_nodegroup(clients: AwsClients, cluster: str, nodegroup: str) -> None:
+    from eks_proxy.aws.eks import NodegroupNotFound, describe_nodegroup
+
+    try:
+        describe_nodegroup(clients.eks, cluster, nodegroup)
+    except NodegroupNotFound:
+        raise CliError(f"node group {nodegroup!r} not found in cluster {cluster!r}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from eks_proxy.aws import AwsClients
     from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
@@ -153,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         config = parse_proxy_value(parameter.value)
         source = f"{parameter.name} version {parameter.version}"
     _check_clusters(clients, clusters)
+    if args.nodegroup:
+        _check_nodegroup(clients, clusters[0], args.nodegroup)
     settings = Settings(
         cluster_names=clusters,
         alarm_topic_arn="",
