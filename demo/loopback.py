@@ -131,3 +131,12 @@ def closed_port() -> int:
     with contextlib.closing(socket.socket()) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_kubernetes(workdir: Path) -> Any:
+    """tests.integration.fake_k8s's Kubernetes API server on loopback, with its own throw-away CA."""
+    from tests.integration.fake_k8s import FakeKubernetes
+    from tests.integration.nodesim.pki import issue_cert, make_ca
+
+    ca = make_ca(workdir / "k8s-ca", name="eks-proxy demo Kubernetes CA")
+    return FakeKubernetes(issue_cert(ca, workdir / "k8s-api", ["localhost", "127.0.0.1"])).start()

@@ -7,13 +7,14 @@ engine, and the preflight's probe through a real HTTP CONNECT proxy to a TLS reg
 (demo/loopback.py; without openssl the preflight falls back to a simulated one and the report says so).
 
 What is simulated, and labelled so in the report: the EKS node group update (UpdateNodegroupVersion/DescribeUpdate
-are our moto extension: the version switches, no instance is replaced) and the pull verification (there are no
-nodes: tests/integration/test_verify.py runs the real one against a fake Kubernetes API).
+are our moto extension: the version switches, no instance is replaced) and the Kubernetes side of the pull
+verification: the real verify handler (EKS token, one pod per node found by its EC2 tags, cleanup) talks to
+tests/integration/fake_k8s.py's API server, which reports every pod's image as pulled.
 
 Pieces reused from the test suite rather than copied: tests.conftest.MotoServer/load_event/load_handler,
 tests.integration.engine_world (the AWS world), moto_eks_updates (EKS updates), moto_lambda_handlers (Lambda tasks
 run in-process), test_rules.make_router (rules from template.yaml), cfn_template (log groups, query and alarm
-names), nodesim.pki (the throw-away CA).
+names), nodesim.pki (the throw-away CAs), fake_k8s (the Kubernetes API), test_rollout_checks' cluster_access seam.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
     from eks_proxy.report import redact, trim, user_data_diff
     from eks_proxy.scope import Scope
 
-    from demo.loopback import Loopback, closed_port, start_loopback
+    from demo.loopback import Loopback, closed_port, start_kubernetes, start_loopback
     from demo.scenario import CASES, CLUSTER, FIRST_PROXY, NEW_PROXY, build_demo_world
     from tests.conftest import MotoServer, load_handler
     from tests.integration import moto_eks_updates, moto_lambda_handlers
@@ -184,6 +185,7 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
 
     moto_eks_updates.install()
     moto_lambda_handlers.install()
+    kubernetes = None
     try:
         loopback: Loopback | None = start_loopback(workdir)
     except (OSError, subprocess.CalledProcessError, AssertionError) as missing:  # no openssl: preflight simulated
@@ -210,6 +212,16 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
             where = f"launch template {case.template} v1" if case.template else "no launch template"
             report(f"  {case.nodegroup:<17} {case.ami_type:<23} {where:<40} {case.what}")
 
+        kubernetes = start_kubernetes(workdir) if loopback else None
+        if kubernetes:
+            nodes = _nodes(world, [c.nodegroup for c in CASES], per_nodegroup=2)
+            for node in nodes:
+                kubernetes.outcomes[node] = "pulled"
+            report(
+                f"  {len(nodes)} EC2 instances tagged eks:cluster-name/eks:nodegroup-name (2 per node group): the "
+                "nodes the verification looks for"
+            )
+
         report.section("2. The proxy parameter")
         new_value = _new_value(loopback.proxy_url) if loopback else NEW_PROXY
         first = world.put_proxy(FIRST_PROXY)
@@ -224,11 +236,16 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
             env.update(REGISTRY_PROBE=loopback.registry_probe, PREFLIGHT_CA_BUNDLE=str(loopback.ca_bundle))
         step_handler = load_handler("rollout_step", env).lambda_handler
         preflight_handler = load_handler("preflight", env).lambda_handler if loopback else _simulated_preflight
+        verify_handler = _simulated_verify
+        if kubernetes:
+            verify = load_handler("verify", {**env, "VERIFY_POLL_SECONDS": "0.05", "VERIFY_TIMEOUT_SECONDS": "30"})
+            verify.cluster_access = _pointed_at(verify.cluster_access, kubernetes)
+            verify_handler = verify.lambda_handler
         world.create_state_machine(
             {
                 "RolloutStepFunctionArn": moto_lambda_handlers.register(f"{STACK}-rollout-step", step_handler),
                 "PreflightFunctionArn": moto_lambda_handlers.register(f"{STACK}-preflight", preflight_handler),
-                "VerifyFunctionArn": moto_lambda_handlers.register(f"{STACK}-verify", _simulated_verify),
+                "VerifyFunctionArn": moto_lambda_handlers.register(f"{STACK}-verify", verify_handler),
                 "AlarmTopicArn": world.topic_arn,
             },
             name=f"{STACK}-rollout",
@@ -267,8 +284,21 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
         report(f"  preflight: {preflight}")
         report(
             f"  {SIMULATED} the EKS node group update (our moto extension: the launch template version switches, no "
-            "instance is replaced) and the pull verification (no nodes here)"
+            "instance is replaced)"
         )
+        if kubernetes:
+            report(
+                f"  {SIMULATED} the Kubernetes API the real verify handler talks to (EKS token, one pod per node, "
+                "cleanup): a local fake API server that reports each pod's image as pulled"
+            )
+        else:
+            report(f"  {SIMULATED} the pull verification (no Kubernetes API here)")
+        verifications = _task_outputs(sfn, dispatched["execution_arn"], "nodes")
+        if kubernetes:
+            created = sum(1 for r in kubernetes.requests if r.method == "POST" and r.path.endswith("/pods"))
+            deleted = sum(1 for r in kubernetes.requests if r.method == "DELETE" and "/pods/" in r.path)
+            refused = kubernetes.unauthorized
+            report(f"  verification pods: {created} created, {deleted} deleted; refused for a bad EKS token: {refused}")
         output = json.loads(execution.get("output") or "{}")
         outcomes = {r["nodegroup"]: r for wave in output.get("results", []) for r in wave}
 
@@ -298,6 +328,10 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
                 report(f"    user data diff (unified, first {DIFF_LINES} lines):")
                 for line in trim(diff, DIFF_LINES):
                     report(f"      {line}")
+            verified = next((v for v in verifications if f" of {case.nodegroup} " in v.get("summary", "")), None)
+            if verified or (d.needs_rollout and not kubernetes):
+                summary = verified["summary"] if verified else "pulled"
+                report(f"    verified:    {summary} {SIMULATED}")
             record = outcomes.get(case.nodegroup)
             report(
                 f"    rollout:     {record['outcome']}: {record['summary']}"
@@ -374,6 +408,44 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
         server.stop()
         if loopback:
             loopback.close()
+        if kubernetes:
+            kubernetes.stop()
+
+
+def _nodes(world: Any, nodegroups: list[str], per_nodegroup: int) -> list[str]:
+    """Running instances tagged as EKS tags managed node group instances; their private DNS names are the nodes."""
+    names: list[str] = []
+    for nodegroup in nodegroups:
+        tags = [{"Key": "eks:cluster-name", "Value": "prod"}, {"Key": "eks:nodegroup-name", "Value": nodegroup}]
+        reservation = world.clients["ec2"].run_instances(
+            ImageId="ami-12c6146b",  # an AMI moto knows
+            MinCount=per_nodegroup,
+            MaxCount=per_nodegroup,
+            SubnetId=world.subnets[0],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+        names.extend(i["PrivateDnsName"] for i in reservation["Instances"])
+    return names
+
+
+def _pointed_at(cluster_access: Any, kubernetes: Any) -> Any:
+    """The verify handler's `cluster_access` with DescribeCluster's endpoint and CA swapped for the fake API server's
+    (the seam tests/integration/test_rollout_checks.py uses)."""
+    from tests.integration.test_rollout_checks import _PointedAtFake
+
+    return lambda eks, name: cluster_access(_PointedAtFake(eks, kubernetes), name)
+
+
+def _task_outputs(sfn: Any, arn: str, key: str) -> list[dict[str, Any]]:
+    """Every Lambda task result in the execution's history that has `key` (e.g. the verify results: "nodes")."""
+    found = []
+    for event in sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]:
+        text = (event.get("lambdaFunctionSucceededEventDetails") or {}).get("output")
+        if text:
+            result = json.loads(text)
+            if isinstance(result, dict) and key in result:
+                found.append(result)
+    return found
 
 
 def _version_count(world: Any) -> int:

@@ -66,6 +66,9 @@ def test_each_nodegroup_case(demo: tuple[subprocess.CompletedProcess[str], str])
             assert re.search(r"fingerprint: none -> [0-9a-f]{16}", block)
             assert f"--- {case.template} v1\n" in block and f"+++ {case.template} v2\n" in block
             assert f"rollout:     rolled: prod/{case.nodegroup} rolled from version 1 to 2" in block
+            assert (
+                f"verified:    2/2 nodes of {case.nodegroup} pulled docker.io/library/busybox:1.36 [simulated]" in block
+            )
         else:
             assert "rollout:     not rolled" in block and "user data diff" not in block
     assert "+Content-Type: application/node.eks.aws" in nodegroup_block(out, "al2023-apps")
@@ -81,7 +84,9 @@ def test_real_preflight_simulated_parts_labelled(demo: tuple[subprocess.Complete
     out = demo[0].stdout
     assert re.search(r"the new proxy: a real HTTP CONNECT proxy on http://127\.0\.0\.1:\d+", out)
     assert re.search(r"preflight: ok: registry registry\.demo\.internal:443 answered GET /v2/ with 401", out)
-    assert "[simulated] the EKS node group update" in out and "and the pull verification (no nodes here)" in out
+    assert "[simulated] the EKS node group update" in out
+    assert "[simulated] the Kubernetes API the real verify handler talks to" in out
+    assert "verification pods: 6 created, 6 deleted; refused for a bad EKS token: 0" in out
 
 
 def test_broken_value_is_stopped_by_the_preflight(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:
