@@ -380,3 +380,15 @@ def test_launch_template_deleted_mid_rollout_is_skipped_not_failed(world: World,
     assert "no longer exists" in records["ng-c"]["summary"]
     assert [records["ng-a"]["outcome"], records["ng-b"]["outcome"]] == ["rolled", "rolled"]
     assert update_calls("ng-c") == []
+
+
+def test_the_same_change_delivered_three_times_makes_one_execution_and_one_version(world: World) -> None:
+    results = [dispatch(world) for _ in range(3)]
+    assert results[0]["status"] == "started"
+    arns = {r["execution_arn"] for r in results if r["execution_arn"]}
+    assert len(arns) == 1
+    execution = finished(world, arns.pop())
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    sfn = world.clients["stepfunctions"]
+    assert len(sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"]) == 1
+    assert all([v["VersionNumber"] for v in world.versions(f"prod-{n}")] == [1, 2] for n in NODEGROUPS)

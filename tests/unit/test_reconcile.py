@@ -245,3 +245,32 @@ def test_reconcile_is_idempotent(ami_type: str, host: str, port: int, start_empt
     assert first.new_user_data is not None
     second = reconcile_nodegroup(ng, TemplateVersion(4, first.new_user_data), config, CONTEXT)
     assert second.outcome is Outcome.UP_TO_DATE
+
+
+def test_basis_version_is_stable_while_the_rollout_progresses() -> None:
+    """Before: v3 (someone else's) -> basis 3. After rolling to our v4 "from v3" -> still basis 3."""
+    from eks_proxy.aws.ssm import ParameterValue
+    from eks_proxy.plan import execution_name
+    from eks_proxy.scope import Scope
+
+    before = decide(nodegroup())
+    assert before.new_user_data is not None and before.desired_fingerprint is not None
+    assert before.basis_version == 3
+    ours = TemplateVersion(4, before.new_user_data, version_description(before.desired_fingerprint, 3))
+    after = reconcile_nodegroup(nodegroup(), ours, CONFIG, CONTEXT)
+    assert (after.outcome, after.basis_version) == (Outcome.UP_TO_DATE, 3)
+
+    other_before = decide(nodegroup(name="ng-b"))
+    scope, parameter = Scope(kind="all", clusters=("prod",)), ParameterValue("/eks-proxy/config", 7, "x")
+    assert execution_name("ssm", scope, parameter, [before, other_before]) == execution_name(
+        "ssm", scope, parameter, [after, other_before]
+    )
+    # A real change: someone rolled ng-b to a new version of their own -> a new name.
+    moved = reconcile_nodegroup(nodegroup(name="ng-b"), TemplateVersion(5, b64(USER_SCRIPT)), CONFIG, CONTEXT)
+    assert execution_name("ssm", scope, parameter, [after, moved]) != execution_name(
+        "ssm", scope, parameter, [after, other_before]
+    )
+    # A new parameter version -> a new name; the name fits Step Functions' 80 characters.
+    newer = ParameterValue("/eks-proxy/config", 8, "x")
+    assert execution_name("ssm", scope, newer, [after]) != execution_name("ssm", scope, parameter, [after])
+    assert len(execution_name("launch_template", scope, parameter, [after])) <= 80

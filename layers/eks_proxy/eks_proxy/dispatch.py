@@ -99,7 +99,7 @@ def dispatch(
     rollouts = [d for d in decisions if d.needs_rollout]
     if not rollouts:
         return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions)
-    name = execution_name(trigger.kind, scope, parameter, rollouts)
+    name = execution_name(trigger.kind, scope, parameter, decisions)
     document = execution_input(trigger.event_id, trigger.kind, parameter, settings, rollouts)
     try:
         started = clients.sfn.start_execution(

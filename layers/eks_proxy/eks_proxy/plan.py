@@ -174,16 +174,23 @@ def refresh_launch_template(
     )
 
 
-def execution_name(trigger: str, scope: Scope, parameter: ParameterValue, rollouts: list[Decision]) -> str:
-    """Deterministic: the same change (scope, parameter version, desired fingerprints, current versions) gets the
-    same name, so StartExecution collapses duplicates; any real change gets a new one. At most 80 characters."""
+def execution_name(trigger: str, scope: Scope, parameter: ParameterValue, decisions: list[Decision]) -> str:
+    """Deterministic, at most 80 characters: `<trigger>-sha256(scope, parameter version, per node group in scope the
+    desired fingerprint and basis version)`.
+
+    The basis version is the version a change starts from: the current one, or for a node group already on a version
+    we made for this fingerprint, that version's source. So the name stays the same while the rollout progresses
+    (a late duplicate delivery still collapses into the running execution) and changes with any real change (a new
+    parameter version, a new launch template version someone rolled, a new cluster fact). Out-of-scope node groups
+    do not count.
+    """
+    counted = sorted(
+        [d.cluster, d.nodegroup, d.desired_fingerprint, d.basis_version]
+        for d in decisions
+        if d.outcome is not Outcome.OUT_OF_SCOPE
+    )
     basis = json.dumps(
-        {
-            "scope": scope.key,
-            "parameter": [parameter.name, parameter.version],
-            "nodegroups": [[d.cluster, d.nodegroup, d.desired_fingerprint, d.current_version] for d in rollouts],
-        },
-        sort_keys=True,
+        {"scope": scope.key, "parameter": [parameter.name, parameter.version], "nodegroups": counted}, sort_keys=True
     )
     return f"{trigger}-{hashlib.sha256(basis.encode()).hexdigest()}"[:80]
 

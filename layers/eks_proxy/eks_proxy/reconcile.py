@@ -91,6 +91,7 @@ class Decision:
     node_os: str | None = None
     launch_template: LaunchTemplateRef | None = None
     current_version: int | None = None
+    basis_version: int | None = None  # the version this change starts from; stable while the rollout progresses
     target_version: int | None = None
     current_fingerprint: str | None = None
     desired_fingerprint: str | None = None
@@ -128,6 +129,12 @@ def client_token(template_id: str, source_version: int, fingerprint: str) -> str
     """CreateLaunchTemplateVersion ClientToken: racing refreshes of one change make one version (EC2 dedups)."""
     digest = hashlib.sha256(f"{template_id}:{source_version}:{fingerprint}".encode()).hexdigest()
     return f"eks-proxy-{digest[:48]}"
+
+
+def _source_of(version: TemplateVersion, fingerprint: str) -> int | None:
+    """The source version recorded in a version we made for `fingerprint` (None for anyone else's version)."""
+    match = _DESCRIPTION.match(version.description or "")
+    return int(match["source"]) if match and match["fingerprint"] == fingerprint else None
 
 
 def _fingerprint_of(user_data: str | None) -> str | None:
@@ -216,7 +223,13 @@ def reconcile_nodegroup(
         current_user_data=current.user_data,
     )
     if have == desired:
-        return replace(out, outcome=Outcome.UP_TO_DATE, target_version=current.number)
+        return replace(
+            out,
+            outcome=Outcome.UP_TO_DATE,
+            target_version=current.number,
+            basis_version=_source_of(current, desired) or current.number,
+        )
+    out = replace(out, basis_version=current.number)
     try:
         new_user_data = _new_user_data(current.user_data, config, context, node_os)
     except UserDataError as error:
