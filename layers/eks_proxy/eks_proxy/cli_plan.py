@@ -105,7 +105,10 @@ def planned_changes(clients: AwsClients, decisions: list[Decision]) -> list[Plan
         if not d.needs_rollout:
             changes.append(PlannedChange(d))
             continue
-        before = _user_data(clients, d, d.current_version)
+        # The decision carries the current user data as read; the version to roll to is read (it is what would run).
+        before = (
+            decode_user_data(d.current_user_data) if d.current_user_data else _user_data(clients, d, d.current_version)
+        )
         if d.outcome is Outcome.CREATE_VERSION:
             after = decode_user_data(d.new_user_data) if d.new_user_data else None
         else:
