@@ -338,3 +338,10 @@ def test_proxy_credentials_are_refused_and_never_logged(world: World) -> None:
     assert "Sup3r-s3cret" not in json.dumps(result)
     assert "Sup3r-s3cret" not in json.dumps(world.alarms())
     assert executions(world) == []
+
+
+@pytest.mark.parametrize("function", ["dispatch", "rollout_step"])
+def test_handlers_make_no_aws_call_at_import(world: World, function: str) -> None:
+    """Cold start stays cheap: importing a handler creates no client (so it cannot call AWS)."""
+    module = load_handler(function, world.env(AWS_ENDPOINT_URL="http://127.0.0.1:9"))  # nothing listens there
+    assert not {"eks", "ec2", "ssm", "sfn", "sns"} & set(vars(module.clients))
