@@ -1,6 +1,7 @@
 # eks-proxy: every entry point a contributor or CI needs. `make help` lists them.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3)
+# The first interpreter that really runs (a pyenv shim for a version that is not selected exits 127).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
