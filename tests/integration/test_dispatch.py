@@ -161,6 +161,7 @@ def test_launch_template_event_scopes_to_its_users(world: World) -> None:
     assert [document["canary"], *document["rest"]] == [{"cluster": "prod", "nodegroup": "ng-a"}]
 
 
+@pytest.mark.slow
 def test_150_nodegroups_across_3_clusters_are_all_planned(world: World) -> None:
     """ListNodegroups pages (100 per page): a 110-node-group cluster needs two pages, nothing is missed."""
     world.cluster("staging")
