@@ -274,3 +274,22 @@ def test_basis_version_is_stable_while_the_rollout_progresses() -> None:
     newer = ParameterValue("/eks-proxy/config", 8, "x")
     assert execution_name("ssm", scope, newer, [after]) != execution_name("ssm", scope, parameter, [after])
     assert len(execution_name("launch_template", scope, parameter, [after])) <= 80
+
+
+def test_a_deleted_part_of_ours_is_drift_not_up_to_date() -> None:
+    """A teammate deleted our boothook part but kept our NodeConfig: the marker alone must not say "up to date"."""
+    fresh = render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)
+    head, nodeconfig, _boothook, tail = fresh.split(b"--//")
+    half = b"--//".join([head, nodeconfig, tail])
+    assert find_fingerprint(half) == desired_fingerprint(CONFIG, CONTEXT, NodeOS.AL2023)  # the marker still matches
+    d = decide(nodegroup(), b64(half))
+    assert d.outcome is Outcome.CREATE_VERSION
+    assert find_fingerprint(d.new_user_data or "") == d.desired_fingerprint
+
+
+def test_an_edited_part_of_ours_is_drift_not_up_to_date() -> None:
+    """Someone hand-edited the proxy inside our part and left the marker: refreshed back to the desired bytes."""
+    edited = render_userdata(CONFIG, CONTEXT, NodeOS.AL2023).replace(b"http://10.0.0.10:3128", b"http://10.9.9.9:3128")
+    d = decide(nodegroup(), b64(edited))
+    assert d.outcome is Outcome.CREATE_VERSION
+    assert base64.b64decode(d.new_user_data or "") == render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)

@@ -156,12 +156,18 @@ def find_reusable_version(candidates: Sequence[TemplateVersion], source_version:
     return None
 
 
-def _new_user_data(current: str | None, config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> str:
-    """Base64 user data for the new version: ours merged into the current one, or ours alone when it has none."""
-    if current:
-        result = inject(current, config, context, node_os).user_data
-        return result.decode() if isinstance(result, bytes) else result
-    return base64.b64encode(render_userdata(config, context, node_os)).decode()
+def _new_user_data(current: str | None, config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> str | None:
+    """Base64 user data for the new version, or None when the current one already is exactly that.
+
+    Up to date means "inject would change nothing", not "our marker is there": a deleted or hand-edited part of
+    ours still carries the marker but is drift, and gets refreshed.
+    """
+    if not current:
+        return base64.b64encode(render_userdata(config, context, node_os)).decode()
+    result = inject(current, config, context, node_os)
+    if not result.changed:
+        return None
+    return result.user_data.decode() if isinstance(result.user_data, bytes) else result.user_data
 
 
 def _resolve_os(nodegroup: NodegroupState, os_hint_tag_key: str) -> tuple[NodeOS | None, str]:
@@ -222,7 +228,16 @@ def reconcile_nodegroup(
         desired_fingerprint=desired,
         current_user_data=current.user_data,
     )
-    if have == desired:
+    try:
+        new_user_data = _new_user_data(current.user_data, config, context, node_os)
+    except UserDataError as error:
+        return replace(
+            out,
+            basis_version=current.number,
+            reason=f"user data cannot be merged: {error}",
+            remedy="fix the launch template's user data (MIME multipart for Amazon Linux, TOML for Bottlerocket)",
+        )
+    if new_user_data is None:
         return replace(
             out,
             outcome=Outcome.UP_TO_DATE,
@@ -230,14 +245,6 @@ def reconcile_nodegroup(
             basis_version=_source_of(current, desired) or current.number,
         )
     out = replace(out, basis_version=current.number)
-    try:
-        new_user_data = _new_user_data(current.user_data, config, context, node_os)
-    except UserDataError as error:
-        return replace(
-            out,
-            reason=f"user data cannot be merged: {error}",
-            remedy="fix the launch template's user data (MIME multipart for Amazon Linux, TOML for Bottlerocket)",
-        )
     reusable = find_reusable_version(candidates, current.number, desired)
     if reusable is not None:
         return replace(
