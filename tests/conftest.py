@@ -68,6 +68,15 @@ def event() -> Any:
     return load_event
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """load_handler and the moto fixtures write into os.environ; every test gets it back as it was."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def load_handler(function: str, env: dict[str, str] | None = None) -> ModuleType:
     """Import functions/<function>/app.py under a unique module name (several functions each have an app.py)."""
     if env:

@@ -21,7 +21,6 @@ from tests.integration import test_rollout_sm as rollout_sm
 from tests.integration.engine_world import World
 
 # The state machine tests' fixtures (pytest finds fixtures by name in the module) and helpers.
-_restore_environment = rollout_sm._restore_environment
 stubs = rollout_sm.stubs
 world = rollout_sm.world
 dispatch = rollout_sm.dispatch

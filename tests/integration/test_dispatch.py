@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterator
 from types import ModuleType
@@ -24,15 +23,6 @@ from tests.integration.engine_world import OWN_ROLE, FakeContext, World, build_w
 moto_eks_updates.install()
 
 PROXY = "http://10.0.0.10:3128"
-
-
-@pytest.fixture(autouse=True)
-def _restore_environment() -> Iterator[None]:
-    """load_handler writes the function environment into os.environ; give it back after each test."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture

@@ -57,14 +57,6 @@ def checks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checks]:
         registry.stop()
 
 
-@pytest.fixture(autouse=True)
-def _restore_environment() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 class _PointedAtFake:
     """DescribeCluster from moto, endpoint and CA swapped for the fake API server's (the seam of test_verify.py)."""
 

@@ -55,14 +55,6 @@ class Stubs:
         return {"ok": ok, "nodes": [{"node": "ip-10-0-1-20", "result": result, "message": message}], "summary": result}
 
 
-@pytest.fixture(autouse=True)
-def _restore_environment() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 def _moto_config(server: MotoServer, execute: bool) -> None:
     body = json.dumps({"stepfunctions": {"execute_state_machine": execute}}).encode()
     request = urllib.request.Request(f"{server.url}/moto-api/config", data=body, method="POST")
