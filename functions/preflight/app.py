@@ -18,13 +18,12 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from eks_proxy.config import Settings
 from eks_proxy.preflight import PreflightResult, invalid_value, preflight
 from eks_proxy.proxy_value import ProxyValueError, parse_proxy_value
-from pydantic import BaseModel, Field
+from eks_proxy.task_input import ParameterRef, PreflightTask
 
 logger = Logger()
 metrics = Metrics()
@@ -32,16 +31,6 @@ SETTINGS = Settings.from_env(required=())
 CONNECT_TIMEOUT = float(os.environ.get("PREFLIGHT_CONNECT_TIMEOUT_SECONDS", "") or "3")
 IO_TIMEOUT = float(os.environ.get("PREFLIGHT_IO_TIMEOUT_SECONDS", "") or "5")
 CA_BUNDLE = os.environ.get("PREFLIGHT_CA_BUNDLE", "") or None
-
-
-class ParameterRef(BaseModel):
-    name: str = Field(min_length=1, max_length=2048, pattern=r"^/?[A-Za-z0-9_.\-/]+$")
-    version: int | None = Field(default=None, ge=1)
-
-
-class PreflightTask(BaseModel):
-    parameter: ParameterRef
-    registry: str | None = Field(default=None, max_length=300)  # None or "": REGISTRY_PROBE
 
 
 @cache
@@ -64,7 +53,7 @@ def _read_value(parameter: ParameterRef) -> str | PreflightResult:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    task = parse(event=event, model=PreflightTask)
+    task = PreflightTask.from_event(event)  # bad input: task_input.ValidationError, nothing contacted
     registry = task.registry or SETTINGS.registry_probe
     logger.append_keys(parameter=task.parameter.name, parameter_version=task.parameter.version, registry=registry)
     value = _read_value(task.parameter)

@@ -15,27 +15,17 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.config import Settings
 from eks_proxy.k8s import EksTokenSource, KubernetesApiError, KubernetesClient, cluster_access
+from eks_proxy.task_input import VerifyTask
 from eks_proxy.verify import Verification, VerificationError, nodegroup_node_names, verify_pulls
-from pydantic import BaseModel, Field
 
 logger = Logger()
 metrics = Metrics()
 SETTINGS = Settings.from_env(required=())  # a malformed VERIFY_* variable fails at cold start
 POLL_SECONDS = float(os.environ.get("VERIFY_POLL_SECONDS", "") or "2")
 CLEANUP_RESERVE_SECONDS = 30  # deleting the pods of a large node group, with the API server's latency
-
-
-class VerifyTask(BaseModel):
-    cluster: str = Field(min_length=1, max_length=100)
-    nodegroup: str = Field(min_length=1, max_length=63, pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]*$")
-    # None/empty: VERIFY_IMAGE, VERIFY_NAMESPACE, VERIFY_TIMEOUT_SECONDS
-    image: str | None = Field(default=None, max_length=512)
-    namespace: str | None = Field(default=None, max_length=63, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
-    timeout_seconds: int | None = Field(default=None, ge=0, le=840)
 
 
 @cache
@@ -52,7 +42,7 @@ def _budget(timeout: int, context: LambdaContext) -> int:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    task = parse(event=event, model=VerifyTask)
+    task = VerifyTask.from_event(event)  # bad input: task_input.ValidationError, nothing touched
     image = task.image or SETTINGS.verify_image
     namespace = task.namespace or SETTINGS.verify_namespace
     timeout = _budget(task.timeout_seconds or SETTINGS.verify_timeout_seconds, context)
