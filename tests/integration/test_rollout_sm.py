@@ -384,3 +384,90 @@ def test_the_same_change_delivered_three_times_makes_one_execution_and_one_versi
     sfn = world.clients["stepfunctions"]
     assert len(sfn.list_executions(stateMachineArn=world.state_machine_arn)["executions"]) == 1
     assert all([v["VersionNumber"] for v in world.versions(f"prod-{n}")] == [1, 2] for n in NODEGROUPS)
+
+
+def test_a_newer_parameter_version_supersedes_a_running_rollout(world: World, stubs: Stubs) -> None:
+    """A change made while an older rollout runs: the older one stops touching node groups (it would otherwise roll
+    the stale value over node groups the newer rollout already did); the newer rollout rolls each node group once."""
+    stubs.during_preflight.append(lambda: world.put_proxy("http://10.0.0.20:3128"))
+    first = finished(world, dispatch(world)["execution_arn"])
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    records = [r for wave in json.loads(first["output"])["results"] for r in wave]
+    assert [r["outcome"] for r in records] == ["skipped"] * 3
+    assert all("superseded by /eks-proxy/config:2" in r["summary"] for r in records)
+    assert moto_eks_updates.CALLS == []
+    assert all(len(world.versions(f"prod-{name}")) == 1 for name in NODEGROUPS)
+    stubs.during_preflight.clear()
+    second = finished(world, dispatch(world)["execution_arn"])
+    assert second["status"] == "SUCCEEDED", second.get("cause")
+    for name in NODEGROUPS:
+        versions = world.versions(f"prod-{name}")
+        assert [v["VersionNumber"] for v in versions] == [1, 2]
+        assert b"10.0.0.20:3128" in base64.b64decode(versions[1]["LaunchTemplateData"]["UserData"])
+        assert update_calls(name) == ["2"]
+
+
+def test_a_nodegroup_being_updated_is_refreshed_from_the_version_it_ends_on(world: World) -> None:
+    """Someone rolls ng-a to a new launch template version of their own while our rollout starts: the refresh waits
+    for that update instead of building on the version it replaces (which would revert their change), and makes
+    exactly one version, from theirs."""
+    import threading
+
+    ec2, eks = world.clients["ec2"], world.clients["eks"]
+    template = world.templates["prod-ng-a"]
+    ec2.create_launch_template_version(
+        LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"InstanceType": "m7i.xlarge"}
+    )
+    moto_eks_updates.script("prod", "ng-a", polls=3)
+    theirs = eks.update_nodegroup_version(
+        clusterName="prod", nodegroupName="ng-a", launchTemplate={"id": template, "version": "2"}
+    )["update"]["id"]
+    moto_eks_updates.CALLS.clear()
+
+    def finish_their_update() -> None:
+        # Only once our rollout has reached ng-a (refreshed twice = waited, or tried to start its update).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(steps("refresh")) < 2 and not steps("start_update"):
+            time.sleep(0.05)
+        while eks.describe_update(name="prod", nodegroupName="ng-a", updateId=theirs)["update"]["status"] == (
+            "InProgress"
+        ):
+            time.sleep(0.05)
+
+    helper = threading.Thread(target=finish_their_update, daemon=True)
+    helper.start()
+    execution = finished(world, dispatch(world)["execution_arn"])
+    helper.join(timeout=60)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    versions = world.versions("prod-ng-a")
+    assert [v["VersionNumber"] for v in versions] == [1, 2, 3]
+    ours = versions[2]
+    assert ours["VersionDescription"].endswith("from v2")
+    assert ours["LaunchTemplateData"]["InstanceType"] == "m7i.xlarge"  # their change kept
+    assert update_calls("ng-a") == ["3"]
+    assert world.nodegroup_version("prod", "ng-a") == "3"
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in history(world, execution["executionArn"])
+        if e["type"] == "WaitStateEntered"
+    ]
+    assert "WaitForOtherUpdate" in entered
+
+
+def test_start_update_goes_back_to_refresh_when_the_nodegroup_moved_on(world: World) -> None:
+    """Between refresh and start_update someone rolled another version: rolling ours (built on the old one) would
+    revert theirs, so start_update says `stale` and the state machine refreshes again."""
+    step = load_handler("rollout_step", world.env())
+    world.clients["ec2"].create_launch_template_version(
+        LaunchTemplateId=world.templates["prod-ng-a"], SourceVersion="1", LaunchTemplateData={}
+    )
+    world.clients["eks"].delete_nodegroup(clusterName="prod", nodegroupName="ng-a")
+    world.nodegroup("prod", "ng-a", template="prod-ng-a", version=2)
+    refresh = {
+        "launch_template": {"id": world.templates["prod-ng-a"], "name": None},
+        "version_before": 1,
+        "version_after": 3,
+    }
+    event = {"action": "start_update", "cluster": "prod", "nodegroup": "ng-a", "refresh": refresh}
+    assert step.lambda_handler(event, FakeContext())["status"] == "stale"
+    assert moto_eks_updates.CALLS == []

@@ -30,6 +30,14 @@ if TYPE_CHECKING:
     from eks_proxy.scope import Scope
 
 
+# DescribeNodegroup statuses while an update of the node group runs (its launch template version is about to move).
+UPDATING_STATUSES = frozenset({"UPDATING"})
+
+
+class NodegroupUpdating(RuntimeError):
+    """The node group is being updated by someone else: refresh it once that update is over."""
+
+
 @dataclass
 class ContextCache:
     """NodeContext per cluster: DescribeCluster + VPC CIDRs are read once per cluster, then reused for
@@ -146,9 +154,18 @@ def refresh_launch_template(
 
     Returns the decision with `target_version` set to the version to roll to: the version just created
     (CREATE_VERSION), the one made earlier (ROLL_EXISTING) or the current one (UP_TO_DATE). Out of scope (for
-    example the launch template was deleted meanwhile) is returned unchanged, nothing written.
+    example the launch template was deleted meanwhile) is returned unchanged, nothing written. Raises
+    `NodegroupUpdating` (nothing written) while another update of the node group runs.
     """
-    decision = plan_nodegroup(clients, settings, cluster, nodegroup, config, cache)
+    try:
+        state = describe_nodegroup(clients.eks, cluster, nodegroup)
+    except NodegroupNotFound as gone:
+        return Decision(cluster=cluster, nodegroup=nodegroup, outcome=Outcome.OUT_OF_SCOPE, reason=str(gone))
+    if state.status in UPDATING_STATUSES:
+        # Another update is rolling it (a person, another rollout): a version built on the version it runs now
+        # would revert what that update brings. Decide again once it is over.
+        raise NodegroupUpdating(f"{cluster}/{nodegroup} is {state.status}: another update is in progress")
+    decision = _decide(clients, settings, state, config, (cache or ContextCache()).get(clients, cluster))
     lt = decision.launch_template
     if decision.outcome is not Outcome.CREATE_VERSION or lt is None or decision.current_version is None:
         return decision

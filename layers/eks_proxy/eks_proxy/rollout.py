@@ -11,12 +11,16 @@ Actions (input fields read -> output):
 
 - `validate_input`: `input` (the execution input, docs/ARCHITECTURE.md) -> the input normalised, plus `registry`,
   `verify`, `wait_seconds` and `waves` (the canary as a wave of one, then the rest);
-- `refresh`: `cluster`, `nodegroup`, `parameter` -> `outcome`, `needs_update`, `launch_template`, `version_before`,
-  `version_after`, `fingerprint`, `reason`, `remedy`;
+- `refresh`: `cluster`, `nodegroup`, `parameter`, `waits`, `wait_seconds` -> `outcome`, `needs_update`,
+  `launch_template`, `version_before`, `version_after`, `fingerprint`, `reason`, `remedy`, `waits`; `outcome` is
+  `waiting` (with `next_wait_seconds`, nothing written) while another update of the node group runs, and
+  `superseded` (nothing written) when the parameter has a newer valid version: that change has its own rollout,
+  and rolling this older value would undo it;
 - `start_update`: `cluster`, `nodegroup`, `refresh`, `wait_seconds` -> `{"status": "started", "update_id", "polls",
   "next_wait_seconds"}`, or
   `{"status": "waiting"}` while the node group is CREATING (the state machine waits and asks again), or
-  `{"status": "current"}` when it already runs that version (nothing to roll);
+  `{"status": "current"}` when it already runs that version (nothing to roll), or
+  `{"status": "stale"}` when the node group moved on since `refresh` (another update runs or ran): refresh again;
 - `describe_update`: `cluster`, `nodegroup`, `update` (`update_id`, `polls`), `wait_seconds` -> `status`
   (InProgress, Successful, Failed, Cancelled), `update_id`, `errors`, `polls`, `next_wait_seconds` (growing x1.5 per
   poll up to 300 s, so long updates stay far from the 25,000-event history limit);
@@ -40,9 +44,9 @@ from botocore.exceptions import ClientError
 
 from eks_proxy.aws import AwsClients, error_code
 from eks_proxy.aws.eks import describe_nodegroup, describe_update, update_nodegroup_version
-from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+from eks_proxy.aws.ssm import ParameterNotFound, ParameterValue, read_parameter
 from eks_proxy.config import Settings
-from eks_proxy.plan import ContextCache, refresh_launch_template
+from eks_proxy.plan import UPDATING_STATUSES, ContextCache, NodegroupUpdating, refresh_launch_template
 from eks_proxy.proxy_value import ProxyConfig, ProxyValueError, parse_proxy_value
 from eks_proxy.reconcile import LaunchTemplateRef, Outcome
 
@@ -55,6 +59,7 @@ MAX_NODEGROUPS = 1000
 MAX_CONCURRENCY = 40  # the inline Map's own limit
 MAX_POLL_SECONDS = 300
 POLL_BACKOFF = 1.5
+MAX_WAITS = 300  # refreshes waiting for someone else's update of a node group (~24 h at 300 s)
 
 
 class InvalidRolloutInput(ValueError):
@@ -117,21 +122,51 @@ def _int(value: Any, what: str, low: int, high: int, default: int | None = None)
     return value
 
 
-def _proxy_config(step: StepContext, parameter: Mapping[str, Any]) -> ProxyConfig:
-    """Read and parse the pinned parameter version; a missing or invalid value is an InvalidRolloutInput."""
+def _pinned(step: StepContext, parameter: Mapping[str, Any]) -> tuple[str, int]:
     name = parameter.get("name")
     if name != step.settings.proxy_parameter_name:
         raise InvalidRolloutInput(f"parameter must be {step.settings.proxy_parameter_name!r}, got {str(name)[:100]!r}")
-    version = _int(parameter.get("version"), "parameter.version", 1, 10**9)
+    return name, _int(parameter.get("version"), "parameter.version", 1, 10**9)
+
+
+def _read(step: StepContext, name: str, version: int | None) -> ParameterValue:
     try:
-        value = read_parameter(step.clients.ssm, name, version)
-        return parse_proxy_value(value.value)
+        return read_parameter(step.clients.ssm, name, version)
     except ClientError as error:
         raise _aws(error, "ssm", name) from None
     except ParameterNotFound as missing:
         raise InvalidRolloutInput(str(missing)) from None
+
+
+def _parse(value: ParameterValue) -> ProxyConfig:
+    try:
+        return parse_proxy_value(value.value)
     except ProxyValueError as invalid:
-        raise InvalidRolloutInput(f"invalid proxy value in {name}:{version}: {invalid}") from None
+        raise InvalidRolloutInput(f"invalid proxy value in {value.name}:{value.version}: {invalid}") from None
+
+
+def _proxy_config(step: StepContext, parameter: Mapping[str, Any]) -> ProxyConfig:
+    """Read and parse the pinned parameter version; a missing or invalid value is an InvalidRolloutInput."""
+    name, version = _pinned(step, parameter)
+    return _parse(_read(step, name, version))
+
+
+def _config_unless_superseded(step: StepContext, parameter: Mapping[str, Any]) -> ProxyConfig | ParameterValue:
+    """The pinned version's config, or the newer valid version that supersedes it (one read when not superseded).
+
+    A newer version that is invalid never got a rollout (dispatch refused it), so it does not stop this one.
+    """
+    name, version = _pinned(step, parameter)
+    latest = _read(step, name, None)
+    if latest.version == version:
+        return _parse(latest)
+    if latest.version > version:
+        try:
+            parse_proxy_value(latest.value)
+            return latest
+        except ProxyValueError:
+            pass
+    return _parse(_read(step, name, version))
 
 
 def validate_input(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
@@ -197,11 +232,22 @@ def validate_input(event: Mapping[str, Any], step: StepContext) -> dict[str, Any
 def refresh(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
     """Re-read the node group; create (or reuse) the launch template version with the desired configuration."""
     cluster, nodegroup = _target(event)
-    config = _proxy_config(step, event.get("parameter") or {})
+    waits = _int(event.get("waits"), "waits", 0, 10**6, 0)
+    config = _config_unless_superseded(step, event.get("parameter") or {})
+    if isinstance(config, ParameterValue):
+        reason = f"superseded by {config.name}:{config.version} (the newer change has its own rollout)"
+        step.log("refresh", {"cluster": cluster, "nodegroup": nodegroup, "outcome": "superseded", "reason": reason})
+        return _not_refreshed("superseded", reason, waits)
     try:
         decision = refresh_launch_template(step.clients, step.settings, cluster, nodegroup, config, step.cache)
     except ClientError as error:
         raise _aws(error, cluster, nodegroup) from None
+    except NodegroupUpdating as updating:
+        if waits >= MAX_WAITS:
+            raise NodegroupBusy(f"{updating} (still, after {waits} checks)") from None
+        step.log("refresh", {"cluster": cluster, "nodegroup": nodegroup, "outcome": "waiting", "reason": str(updating)})
+        wait = min(MAX_POLL_SECONDS, round(_base_wait(event, step) * POLL_BACKOFF**waits))
+        return _not_refreshed("waiting", str(updating), waits + 1) | {"next_wait_seconds": wait}
     lt = decision.launch_template
     if decision.outcome is Outcome.CREATE_VERSION:
         step.metric("NodegroupsRefreshed", 1)
@@ -217,6 +263,23 @@ def refresh(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
         "version_before": decision.current_version,
         "version_after": decision.target_version,
         "fingerprint": decision.desired_fingerprint,
+        "waits": waits,
+    }
+
+
+def _not_refreshed(outcome: str, reason: str, waits: int) -> dict[str, Any]:
+    """A refresh result that wrote nothing and rolls nothing (`waiting`, `superseded`)."""
+    return {
+        "outcome": outcome,
+        "needs_update": False,
+        "reason": reason,
+        "remedy": "",
+        "node_os": None,
+        "launch_template": None,
+        "version_before": None,
+        "version_after": None,
+        "fingerprint": None,
+        "waits": waits,
     }
 
 
@@ -236,7 +299,13 @@ def start_update(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
         state = describe_nodegroup(step.clients.eks, cluster, nodegroup)
         if state.status == "CREATING":
             return {"status": "waiting", "reason": "node group is CREATING"}
-        if state.launch_template and state.launch_template.version == version:
+        running = state.launch_template.version if state.launch_template else None
+        before = result.get("version_before")
+        if state.status in UPDATING_STATUSES or (running not in (before, version) and isinstance(before, int)):
+            # Someone else updates (or updated) it since our refresh: our version is built on the one it replaces,
+            # rolling it would revert theirs. The state machine refreshes again (which waits for their update).
+            return {"status": "stale", "reason": f"node group is {state.status} on version {running} since refresh"}
+        if running == version:
             # Another rollout of the same change got there first (it held the node group while we retried).
             return {"status": "current", "reason": f"node group already runs version {version}"}
         update_id = update_nodegroup_version(
