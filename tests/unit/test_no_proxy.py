@@ -84,6 +84,15 @@ def test_context_is_normalized() -> None:
         ({"region": "eu-west-1", "vpc_cidrs": ("nope",)}, "VPC CIDR"),
         ({"region": "eu-west-1", "cluster_endpoint": "https://bad_host;x/"}, "cluster endpoint"),
         ({"region": "eu-west-1", "cluster_endpoint": "https://[::1]/"}, "cluster endpoint"),
+        # Python's re "$" matches before a final newline, and ipaddress accepts any IPv6 scope id ("%..."):
+        # neither may smuggle a newline, a quote or a command into the NO_PROXY every node gets.
+        ({"region": "eu-west-1\n"}, "region"),
+        ({"region": "eu-west-\u0661"}, "region"),  # an Arabic-Indic digit one: re's \d is Unicode
+        ({"region": "eu-west-1", "cluster_endpoint": "https://abc.example.com\n/x"}, "cluster endpoint"),
+        ({"region": "eu-west-1", "cluster_endpoint": "https://user:pw@abc.example.com/"}, "cluster endpoint"),
+        ({"region": "eu-west-1", "vpc_cidrs": ("fe80::%'$(reboot)'/128",)}, "VPC CIDR"),
+        ({"region": "eu-west-1", "vpc_cidrs": ('fd00::%a"b/64',)}, "VPC CIDR"),
+        ({"region": "eu-west-1", "service_cidr": "fd00::%eth0/108"}, "service CIDR"),
     ],
 )
 def test_bad_cluster_facts_are_refused(kwargs: dict[str, object], fragment: str) -> None:

@@ -7,7 +7,10 @@ required) and ``systemctl`` by a recorder on PATH, and its /etc paths moved into
 from __future__ import annotations
 
 import email
+import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -22,7 +25,10 @@ from eks_proxy.proxy_value import parse_proxy_value
 from eks_proxy.render import proxy_environment
 from eks_proxy.render.al2023 import NODECONFIG_CONTENT_TYPE
 from eks_proxy.render.boothook import boothook_script
+from eks_proxy.render.bottlerocket import https_proxy_setting
 from eks_proxy.userdata import desired_fingerprint, render_userdata
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 CONFIG = parse_proxy_value("http://10.0.0.10:3128")
 # A realistic cluster: 32-character endpoint id, as EKS hands them out.
@@ -103,6 +109,82 @@ def test_rendering_is_deterministic_and_lf_only(node_os: NodeOS) -> None:
     first = render_userdata(CONFIG, CONTEXT, node_os)
     assert first == render_userdata(CONFIG, NodeContext(**vars(CONTEXT)), node_os)
     assert b"\r" not in first and first.startswith(b"MIME-Version: 1.0\n")
+
+
+# --- hostile input never reaches the user data -------------------------------------------------------------------
+
+# What a value, a region, an endpoint or a CIDR may look like once validated and normalized: nothing a shell, YAML or
+# TOML gives a meaning to (no quote, backslash, whitespace, '$', '#', '%', '@', non-ASCII).
+_SAFE = re.compile(r"[a-z0-9.:/\[\],-]+")
+# Characters that break a quoted string in sh, YAML or TOML, or look like ASCII but are not.
+_NASTY = [*"'\"`$\\;&|<>(){}#%@*=,!? \t\r\n\x00\x7f", "\u0130", "\u017f", "\u0661", "\u200b", "\uff0e", "\u212a"]
+
+
+def _spoiled(base: str) -> st.SearchStrategy[str]:
+    """``base`` with up to three hostile characters inserted anywhere (including both ends)."""
+
+    def insert(text: str, edits: list[tuple[int, str]]) -> str:
+        for position, char in edits:
+            at = position % (len(text) + 1)
+            text = text[:at] + char + text[at:]
+        return text
+
+    # Where an attack lands best: either end, or next to a separator ("eu-west-1\n", "fe80::%'...'/64").
+    spots = sorted(
+        {
+            0,
+            len(base),
+            *(i for i, c in enumerate(base) if c in ".:/-"),
+            *(i + 1 for i, c in enumerate(base) if c in ".:/-"),
+        }
+    )
+    chars = st.one_of(st.sampled_from(_NASTY), st.sampled_from(_NASTY).map(lambda c: "%" + c + "x"))
+    edit = st.tuples(st.one_of(st.sampled_from(spots), st.integers(0, len(base))), chars)
+    return st.builds(insert, st.just(base), st.lists(edit, max_size=3))
+
+
+_CLEAN = {
+    "value": "http://proxy.corp:3128",
+    "region": "eu-west-1",
+    "service_cidr": "fd00:10::/108",
+    "endpoint": "https://abc.gr7.eu-west-1.eks.amazonaws.com",
+    "vpc_cidr": "fe80::/64",
+    "no_proxy": ".corp.example",
+}
+
+
+@st.composite
+def _one_field_spoiled(draw: st.DrawFn) -> dict[str, str]:
+    """Every input clean but one, which gets hostile characters (so most examples reach the renderers)."""
+    fields = dict(_CLEAN)
+    fields["value"] = draw(st.sampled_from([fields["value"], "[fd00::10]:3128", "10.0.0.10:3128"]))
+    fields["service_cidr"] = draw(st.sampled_from([fields["service_cidr"], "172.20.0.0/16"]))
+    target = draw(st.sampled_from(sorted(fields)))
+    fields[target] = draw(_spoiled(fields[target]))
+    return fields
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=_one_field_spoiled())
+def test_only_validated_values_reach_the_user_data(fields: dict[str, str]) -> None:
+    """Fuzz: whatever gets through validation is safe text, and each OS's parser reads back exactly those values."""
+    value = json.dumps({"http_proxy": fields["value"], "no_proxy": [fields["no_proxy"]]})
+    try:
+        config = parse_proxy_value(value)
+        context = NodeContext(fields["region"], fields["service_cidr"], fields["endpoint"], (fields["vpc_cidr"],))
+    except ValueError:
+        return
+    env = proxy_environment(config, context)
+    for item in (env.http_proxy, env.https_proxy, *env.no_proxy):
+        assert _SAFE.fullmatch(item), item
+    expected = {"HTTP_PROXY": env.http_proxy, "HTTPS_PROXY": env.https_proxy, "NO_PROXY": env.no_proxy_csv}
+    nodeconfig, boothook = _parts(render_userdata(config, context, NodeOS.AL2023))
+    default = yaml.safe_load(_payload(nodeconfig))["spec"]["instance"]["environment"]["default"]
+    assert default == {**expected, **{k.lower(): v for k, v in expected.items()}}
+    assignments = _payload(boothook).splitlines()[2]
+    assert shlex.split(assignments) == [f"P={env.http_proxy}", f"N={env.no_proxy_csv}"]
+    network = tomllib.loads(render_userdata(config, context, NodeOS.BOTTLEROCKET).decode())["settings"]["network"]
+    assert network == {"https-proxy": https_proxy_setting(env), "no-proxy": list(env.no_proxy)}
 
 
 # --- the boothook, executed ------------------------------------------------------------------------------------

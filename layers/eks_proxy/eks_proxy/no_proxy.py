@@ -53,7 +53,7 @@ SERVICE_ENTRIES: tuple[str, ...] = (
     "ec2.{r}.{d}",
     "sts.{r}.{d}",
 )
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")  # used with fullmatch; ASCII digits only
 
 
 class NodeContextError(ValueError):
@@ -74,7 +74,7 @@ class NodeContext:
     vpc_cidrs: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if not isinstance(self.region, str) or not _REGION.match(self.region):
+        if not isinstance(self.region, str) or not _REGION.fullmatch(self.region):
             raise NodeContextError("region is not an AWS region name; expected e.g. eu-west-1")
         if self.service_cidr is not None:
             object.__setattr__(self, "service_cidr", _cidr(self.service_cidr, "service CIDR"))
@@ -95,6 +95,8 @@ class NodeContext:
             return None
         rest = self.cluster_endpoint.split("://", 1)[1] if "://" in self.cluster_endpoint else self.cluster_endpoint
         host = rest.split("/", 1)[0]
+        if "@" in host:
+            raise NodeContextError("cluster endpoint has a user part; expected https://<id>.<region>.eks...")
         if host.startswith("[") or host.count(":") > 1:
             raise NodeContextError("cluster endpoint must be a host name; expected https://<id>.<region>.eks...")
         host = host.split(":", 1)[0].lower()
@@ -109,8 +111,12 @@ class NodeContext:
 
 
 def _cidr(raw: str, what: str) -> str:
+    text = str(raw).strip()
+    # ipaddress accepts an IPv6 scope id ("fe80::%<any text>/64") and keeps it verbatim: refused, it is free text.
+    if "%" in text:
+        raise NodeContextError(f"{what} has an IPv6 zone id ('%'); expected e.g. 10.0.0.0/16 or fd00:10::/64")
     try:
-        return str(ipaddress.ip_network(str(raw).strip(), strict=False))
+        return str(ipaddress.ip_network(text, strict=False))
     except ValueError:
         raise NodeContextError(f"{what} is not a valid CIDR; expected e.g. 10.0.0.0/16") from None
 

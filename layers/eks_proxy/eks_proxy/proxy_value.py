@@ -26,7 +26,7 @@ MAX_VALUE_BYTES = 4096
 
 _EXPECTED = "expected http://host:port, https://host:port, host:port or a JSON object"
 _SCHEMES = ("http", "https")
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # used with fullmatch
 # Characters a proxy URL or a NO_PROXY entry can legitimately need; everything else is refused.
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:/[]")
 _QUOTES = frozenset("'\"`")
@@ -222,7 +222,7 @@ def is_hostname(host: str) -> bool:
     """True for an RFC 1123 host name (lower-case labels of letters, digits and inner hyphens, <= 253 chars)."""
     if not host or len(host) > 253:
         return False
-    return all(_LABEL.match(label) for label in host.split("."))
+    return all(_LABEL.fullmatch(label) for label in host.split("."))  # not match(): "$" allows a final newline
 
 
 def validate_no_proxy_entry(entry: str, what: str = "no_proxy entry") -> str:
