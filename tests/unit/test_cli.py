@@ -146,7 +146,7 @@ def test_oversized_value_is_refused() -> None:
         (("render", "--value", "p:1", "--os", "al2", "--region", "eu-west-1", "--cluster-endpoint", "https://a b"), ""),
         (("render", "--value", "p:1", "--os", "al2", "--region", "eu-west-1", "--no-proxy", "a;b"), "--no-proxy"),
         # An IPv6 scope id ("%...") is free text to Python's ipaddress: it must not reach the boothook's quotes.
-        (("render", "--value", "p:1", "--os", "al2", "--region", "eu-west-1", "--vpc-cidr", "fe80::%'`id`'/6"), "CIDR"),
+        (("render", "--value", "p:1", "--os", "al2", "--region", "eu-west-1", "--vpc-cidr", "::%'`id`'/0"), "CIDR"),
         (("render", "--value", "p:1", "--os", "al2", "--region", "eu-west-1\n"), "region"),
         (("render", "--value", "p:1", "--os", "al2", "--region", "eu-west-1", "--no-proxy", "*"), "every host"),
         (("inject", "--value", "p:1", "--os", "al2", "--region", "eu-west-1", "/nonexistent/ud"), "cannot read"),
