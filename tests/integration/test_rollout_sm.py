@@ -471,3 +471,50 @@ def test_start_update_goes_back_to_refresh_when_the_nodegroup_moved_on(world: Wo
     event = {"action": "start_update", "cluster": "prod", "nodegroup": "ng-a", "refresh": refresh}
     assert step.lambda_handler(event, FakeContext())["status"] == "stale"
     assert moto_eks_updates.CALLS == []
+
+
+def test_a_nodegroup_update_by_someone_else_still_in_progress_gets_the_proxy_once_it_ends(world: World) -> None:
+    """The CloudTrail event of someone's UpdateNodegroupVersion arrives while their update still runs: the node
+    group still reports the (up-to-date) version it is leaving. Dispatch must not call that up to date: the version it
+    lands on has no proxy. The rollout waits for their update and injects into their version."""
+    import threading
+
+    first = finished(world, dispatch(world)["execution_arn"])
+    assert first["status"] == "SUCCEEDED", first.get("cause")  # every node group on our version 2
+    ec2, eks = world.clients["ec2"], world.clients["eks"]
+    template = world.templates["prod-ng-a"]
+    team = base64.b64encode(b"#!/bin/bash\necho new-team-script\n").decode()
+    ec2.create_launch_template_version(
+        LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"UserData": team}
+    )  # version 3: their change, built on their own version 1, without the proxy
+    moto_eks_updates.script("prod", "ng-a", polls=3)
+    theirs = eks.update_nodegroup_version(
+        clusterName="prod", nodegroupName="ng-a", launchTemplate={"id": template, "version": "3"}
+    )["update"]["id"]
+    moto_eks_updates.CALLS.clear()
+    moto_lambda_handlers.INVOCATIONS.clear()
+    event = load_event("eks-update-nodegroup-version")
+    event["detail"]["requestParameters"]["launchTemplate"] = {"id": template, "version": "3"}
+    module = load_handler("dispatch", world.env())
+    started = module.lambda_handler(event, FakeContext())
+    assert started["status"] == "started", started
+
+    def finish_their_update() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(steps("refresh")) < 2:
+            time.sleep(0.05)
+        while eks.describe_update(name="prod", nodegroupName="ng-a", updateId=theirs)["update"]["status"] == (
+            "InProgress"
+        ):
+            time.sleep(0.05)
+
+    helper = threading.Thread(target=finish_their_update, daemon=True)
+    helper.start()
+    execution = finished(world, started["execution_arn"])
+    helper.join(timeout=60)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    versions = world.versions("prod-ng-a")
+    assert [v["VersionNumber"] for v in versions] == [1, 2, 3, 4]
+    assert versions[3]["VersionDescription"].endswith("from v3")
+    assert b"new-team-script" in base64.b64decode(versions[3]["LaunchTemplateData"]["UserData"])
+    assert world.nodegroup_version("prod", "ng-a") == "4"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from eks_proxy.aws import AwsClients, error_code
 from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
 from eks_proxy.config import Settings
-from eks_proxy.events import EventError, parse_trigger
+from eks_proxy.events import EventError, Trigger, parse_trigger
 from eks_proxy.plan import execution_input, execution_name, plan_scope
 from eks_proxy.proxy_value import ProxyValueError, parse_proxy_value
 from eks_proxy.reconcile import Decision, Outcome
@@ -64,6 +64,28 @@ def _alarm(clients: AwsClients, settings: Settings, subject: str, summary: str) 
     )
 
 
+def _landing(decision: Decision, trigger: Trigger) -> Decision:
+    """An UpdateNodegroupVersion by someone else that is still rolling: the node group still reports the version it
+    is leaving, so "up to date" says nothing about the version it lands on. Roll it anyway: the rollout's refresh
+    waits for that update to end and decides from the version it landed on (basis = that version, for the name).
+    """
+    requested = trigger.launch_template_version
+    if (
+        trigger.event_name == "UpdateNodegroupVersion"
+        and requested is not None
+        and decision.outcome is Outcome.UP_TO_DATE
+        and decision.current_version != requested
+        and decision.nodegroup == trigger.nodegroup
+    ):
+        return replace(
+            decision,
+            outcome=Outcome.CREATE_VERSION,
+            reason=f"being updated to version {requested}: decided again once that update ends",
+            basis_version=requested,
+        )
+    return decision
+
+
 def dispatch(
     event: dict[str, Any], clients: AwsClients, settings: Settings, log: Log = _quiet, warn: Log = _quiet
 ) -> DispatchResult:
@@ -93,7 +115,7 @@ def dispatch(
         warn("invalid proxy value", {"reason": reason})
         _alarm(clients, settings, "eks-proxy: invalid proxy value, nothing changed", reason)
         return DispatchResult("invalid_value", reason)
-    decisions = plan_scope(clients, settings, scope, config)
+    decisions = [_landing(d, trigger) for d in plan_scope(clients, settings, scope, config)]
     for decision in decisions:
         (warn if decision.outcome is Outcome.OUT_OF_SCOPE else log)("decision", decision.to_log())
     rollouts = [d for d in decisions if d.needs_rollout]
