@@ -280,9 +280,19 @@ def test_boothook_fails_soft_without_imds(tmp_path: Path, shell: str, imds: str)
 @pytest.mark.parametrize("shell", _shells())
 def test_boothook_keeps_only_cidr_characters_from_imds(tmp_path: Path, shell: str) -> None:
     root = _run_boothook(tmp_path, shell, ("kubelet",), "up", "10.0.0.0/16\n$(touch /tmp/pwned)`id`;x\r\n")
+    assert _env_file(root)["NO_PROXY"] == NO_PROXY + ",10.0.0.0/16"
+
+
+@pytest.mark.parametrize("shell", _shells())
+def test_boothook_takes_nothing_but_cidrs_from_a_garbage_imds_answer(tmp_path: Path, shell: str) -> None:
+    # An HTML page with status 200 (curl -f lets it through): digits and dots alone would make NO_PROXY entries such
+    # as "1" or "1.0", which Go matches as domain suffixes of IP hosts (".1" bypasses the proxy for x.x.x.1).
+    html = "<html><body><h1>Service 1.0</h1><p>at 10.2.3.4 since 2025/11</p></body></html>\n100.64.0.0/16\n"
+    root = _run_boothook(tmp_path, shell, ("kubelet",), "up", html)
     no_proxy = _env_file(root)["NO_PROXY"]
-    assert no_proxy.startswith(NO_PROXY + ",10.0.0.0/16,")
-    assert set(no_proxy[len(NO_PROXY) :]) <= set("0123456789./,")
+    assert no_proxy.startswith(NO_PROXY + ",") and no_proxy.endswith(",100.64.0.0/16")
+    # Whatever else is taken has a slash: a CIDR, or a word no host name or IP address can ever match.
+    assert all("/" in entry for entry in no_proxy[len(NO_PROXY) + 1 :].split(","))
 
 
 @pytest.mark.parametrize("shell", _shells())

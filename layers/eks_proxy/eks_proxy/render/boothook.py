@@ -7,7 +7,9 @@ environment file ``/etc/eks-proxy/proxy.env`` (upper and lower case); point a sy
 and every step here overwrites the same files with the same content, so running it again is harmless.
 
 The values are validated before they get here (no quotes, whitespace or shell metacharacters), and are still
-single-quoted. IMDS output is filtered to digits, dots and slashes before it touches NO_PROXY.
+single-quoted. Only CIDR-shaped words (digits and dots, a slash, digits) are taken from the IMDS answer: an HTML page
+answered with 200 must not turn "1" or "1.0" into NO_PROXY entries, which Go would match as suffixes of IP hosts
+(a word with a slash is either a CIDR or matches no host at all).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ S={https} I={IMDS} V=
 c(){{ curl -sf --noproxy '*' --connect-timeout 1 -m 2 "$@";}}
 T=$(c -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$I/api/token") &&
 h="X-aws-ec2-metadata-token: $T" && M=$(c -H "$h" "$I/meta-data/mac") &&
-V=$(c -H "$h" "$I/meta-data/network/interfaces/macs/$M/vpc-ipv4-cidr-blocks"|tr -cs 0-9./ ,)
-V=${{V#,}} N="$N${{V:+,${{V%,}}}}" E={ENV_FILE}
+V=$(c -H "$h" "$I/meta-data/network/interfaces/macs/$M/vpc-ipv4-cidr-blocks"|grep -Eo '[0-9.]+/[0-9]+'|tr '\\n' ,)
+N="$N${{V:+,${{V%,}}}}" E={ENV_FILE}
 mkdir -p "${{E%/*}}"
 printf '%s\\n' "HTTP_PROXY=$P" "http_proxy=$P" "HTTPS_PROXY=$S" "https_proxy=$S" "NO_PROXY=$N" "no_proxy=$N" >"$E"
 for u in {" ".join(units)}; do
