@@ -171,6 +171,21 @@ def test_inject_refuses_user_data_it_cannot_merge(user_data: bytes, node_os: str
     assert_refused(result, fragment)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("plan", "--cluster", "prod", "http://user:s3cr3t@proxy:3128"),  # --value forgotten
+        ("render", "--os", "al2", "--region", "eu-west-1", "--value", "p:1", "--valeu=http://u:s3cr3t@p:1"),
+        ("render", "--os", "al2", "--region", "eu-west-1", "--value", "p:1", "u:s3cr3t@p:1"),
+    ],
+)
+def test_usage_errors_never_echo_credentials(args: tuple[str, ...]) -> None:
+    # argparse repeats unrecognized arguments; a proxy URL with a password pasted without --value must not end up in
+    # a terminal scrollback or a CI log.
+    stderr = assert_refused(run(*args), "unrecognized arguments")
+    assert "s3cr3t" not in stderr and "@" not in stderr
+
+
 def test_help_and_version_exit_zero() -> None:
     for args in (("--help",), ("render", "--help"), ("inject", "--help"), ("--version",)):
         result = run(*args)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -34,6 +35,7 @@ from eks_proxy.userdata import inject, render_userdata
 
 PROG = "eks-proxy"
 EXIT_USAGE = 2
+_CREDENTIALS_IN_ARGUMENT = re.compile(r"[^\s',]*@[^\s',]*")
 
 
 # What register() receives: argparse's subparsers action (its type is private to argparse).
@@ -48,7 +50,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and no usage dump (the contract: exactly one line on stderr)."""
 
     def error(self, message: str) -> NoReturn:
-        raise CliError(message)
+        # argparse repeats the arguments it did not expect: a proxy URL pasted without --value may carry a password.
+        raise CliError(_CREDENTIALS_IN_ARGUMENT.sub("(an argument with credentials, not shown)", message))
 
 
 def build_parser() -> argparse.ArgumentParser:
