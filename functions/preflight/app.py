@@ -50,7 +50,7 @@ def _read_value(parameter: ParameterRef) -> str | PreflightResult:
         raise
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, correlation_id_path="change_id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = PreflightTask.from_event(event)  # bad input: task_input.ValidationError, nothing contacted

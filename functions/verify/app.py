@@ -39,7 +39,7 @@ def _budget(timeout: int, context: LambdaContext) -> int:
     return max(1, min(timeout, remaining))
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, correlation_id_path="change_id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = VerifyTask.from_event(event)  # bad input: task_input.ValidationError, nothing touched

@@ -7,6 +7,9 @@ connection and then never answers.
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import socket
 import ssl
 import threading
@@ -419,3 +422,25 @@ def test_ipv6_proxy(registry: RegistryService, pki: Pki, tmp_path: Path) -> None
 
     assert result.result == "ok", result.detail
     assert f"through proxy http://[::1]:{v6.port}" in result.detail
+
+
+def structured_logs(module: ModuleType) -> io.StringIO:
+    """Send the handler's JSON log lines (Powertools Logger -> stdout) to a buffer the test can read."""
+    buffer = io.StringIO()
+    for log_handler in module.logger.handlers:
+        if isinstance(log_handler, logging.StreamHandler):
+            log_handler.setStream(buffer)
+    return buffer
+
+
+def test_handler_logs_carry_the_change_id_as_correlation_id(handler: ModuleType, moto_server: MotoServer) -> None:
+    """The saved query "what did the last rollout do" filters on correlation_id: the preflight's lines must have it."""
+    _put(moto_server, "http://user:s3cret@10.0.0.10:3128")
+    task = {"change_id": "evt-42", "parameter": {"name": "/eks-proxy/config", "version": 1}}
+
+    buffer = structured_logs(handler)
+    handler.lambda_handler(task, _Context())
+
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert lines
+    assert {line.get("correlation_id") for line in lines} == {"evt-42"}

@@ -144,11 +144,14 @@ def test_success_canary_first_then_the_rest_and_replays_change_nothing(world: Wo
     assert first_refresh[0] == "ng-a"
     assert moto_eks_updates.CALLS[0]["nodegroup"] == "ng-a"
     assert len(stubs.preflight_inputs) == 1
+    change_id = load_event("ssm-parameter-update")["id"]  # the correlation id of every function's log lines
     assert stubs.preflight_inputs[0] == {
+        "change_id": change_id,
         "parameter": {"name": "/eks-proxy/config", "version": 1},
         "registry": "registry-1.docker.io:443",
     }
     assert stubs.verify_inputs[0] == {
+        "change_id": change_id,
         "cluster": "prod",
         "nodegroup": "ng-a",
         "image": "docker.io/library/busybox:1.36",

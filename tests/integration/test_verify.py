@@ -9,6 +9,9 @@ API server's, so the handler's own parsing of the answer still runs.
 from __future__ import annotations
 
 import base64
+import io
+import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -370,3 +373,30 @@ def test_api_server_blips_while_polling_are_ridden_out(fake: FakeKubernetes) -> 
     assert result.ok, result.summary
     assert fake.failing_polls == 0  # both 503s were seen, and polling went on
     assert fake.pod_names() == []
+
+
+def structured_logs(module: ModuleType) -> io.StringIO:
+    """Send the handler's JSON log lines (Powertools Logger -> stdout) to a buffer the test can read."""
+    buffer = io.StringIO()
+    for log_handler in module.logger.handlers:
+        if isinstance(log_handler, logging.StreamHandler):
+            log_handler.setStream(buffer)
+    return buffer
+
+
+def test_handler_logs_carry_the_change_id_as_correlation_id(
+    handler: ModuleType,
+    fake: FakeKubernetes,
+    seam: list[_PointedAtFake],
+    moto_server: MotoServer,
+    lambda_context: Any,
+) -> None:
+    """The saved query "what did the last rollout do" filters on correlation_id: the verify lines must have it."""
+    _cluster_with_nodes(moto_server, {"ng-other": 1})
+
+    buffer = structured_logs(handler)
+    handler.lambda_handler({**_task(), "change_id": "evt-42"}, lambda_context)
+
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert lines
+    assert {line.get("correlation_id") for line in lines} == {"evt-42"}
