@@ -12,10 +12,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
 
+from tests.conftest import MotoServer
 from tests.integration import moto_eks_updates
 from tests.integration import test_rollout_sm as rollout_sm
 from tests.integration.engine_world import World
@@ -98,3 +100,41 @@ def test_cluster_filter_and_bad_input(world: World) -> None:
     assert_refused(status("--state-machine", missing), "not found")
     assert_refused(status("--state-machine", world.state_machine_arn, "--limit", "0"), "--limit must be at least 1")
     assert_refused(status("--state-machine", "x", "--stack", "y"), "not allowed with")
+
+
+def test_cluster_filter_finds_that_clusters_latest_rollouts_behind_newer_ones(moto_server: MotoServer) -> None:
+    # One state machine serves every cluster: `--cluster prod --limit 1` is prod's latest rollout, even when other
+    # clusters rolled since (it used to take the newest execution overall, then filter it away).
+    rollout_sm._moto_config(moto_server, True)
+    sfn = boto3.client("stepfunctions", region_name="eu-west-1", endpoint_url=moto_server.url)
+    iam_role = "arn:aws:iam::123456789012:role/sfn"
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+    arn = sfn.create_state_machine(name="eks-proxy-rollout", definition=json.dumps(definition), roleArn=iam_role)[
+        "stateMachineArn"
+    ]
+
+    def rollout(cluster: str, index: int) -> None:
+        summary = f"{cluster}/ng rolled #{index}"
+        record = {"cluster": cluster, "nodegroup": "ng", "outcome": "rolled", "summary": summary}
+        document = {
+            "trigger": "ssm",
+            "change_id": f"change-{cluster}-{index}",
+            "parameter": {"name": "/eks-proxy/config", "version": index},
+            "canary": {"cluster": cluster, "nodegroup": "ng"},
+            "rest": [],
+            "results": [record],
+        }
+        started = sfn.start_execution(stateMachineArn=arn, name=f"ssm-{cluster}-{index}", input=json.dumps(document))
+        execution = sfn.describe_execution(executionArn=started["executionArn"])
+        while execution["status"] == "RUNNING":
+            time.sleep(0.05)
+            execution = sfn.describe_execution(executionArn=started["executionArn"])
+        time.sleep(0.01)  # distinct start dates
+
+    rollout("prod", 1)
+    for index in range(2, 5):
+        rollout("staging", index)
+    result = status("--state-machine", arn, "--cluster", "prod", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    assert "change change-prod-1" in result.stdout and "prod/ng  rolled   rolled #1" in result.stdout
+    assert "staging" not in result.stdout

@@ -9,7 +9,8 @@ itself (`RolloutStateMachine-<random>`), so the stack output is the one reliable
 
 Per node group, the outcome comes from the execution output (`results`: the `record` step of every node group);
 for an execution that failed or is still running, from the `record` steps in its history. `--cluster` keeps the
-rollouts and node groups of one cluster. Exit 0; 2 with one line when the stack or state machine does not exist.
+latest rollouts that touched one cluster (and only its node groups). Exit 0; 2 with one line when the stack or state
+machine does not exist.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def _history_records(sfn: Any, arn: str) -> list[NodegroupOutcome]:
     return found
 
 
-def _rollout(sfn: Any, listed: dict[str, Any]) -> Rollout:
+def _rollout(sfn: Any, listed: dict[str, Any], cluster: str | None = None) -> Rollout | None:
+    """The rollout of one listed execution; None when `cluster` is given and the rollout did not touch it."""
     execution = sfn.describe_execution(executionArn=listed["executionArn"])
     try:
         document = json.loads(execution.get("input") or "{}")
@@ -123,6 +125,8 @@ def _rollout(sfn: Any, listed: dict[str, Any]) -> Rollout:
     document = document if isinstance(document, dict) else {}
     targets = [document.get("canary"), *(document.get("rest") or [])]
     parameter = document.get("parameter") or {}
+    if cluster is not None and not any(isinstance(t, dict) and t.get("cluster") == cluster for t in targets):
+        return None  # before reading its history: with --cluster, most executions may be other clusters'
     output_text = execution.get("output")
     records = list(_records(json.loads(output_text).get("results"))) if output_text else []
     if not output_text:
@@ -143,20 +147,45 @@ def _rollout(sfn: Any, listed: dict[str, Any]) -> Rollout:
     )
 
 
-def find_rollouts(sfn: Any, state_machine_arn: str, limit: int = 5) -> list[Rollout]:
-    """The `limit` newest executions of the state machine with their per-node-group outcomes (read-only)."""
+# With --cluster, how many of the newest executions are looked at, at most, to find that cluster's rollouts.
+CLUSTER_SCAN_LIMIT = 200
+
+
+def find_rollouts(sfn: Any, state_machine_arn: str, limit: int = 5, cluster: str | None = None) -> list[Rollout]:
+    """The `limit` newest rollouts (of `cluster`, when given) with their per-node-group outcomes (read-only).
+
+    One state machine serves every cluster, so with `cluster` the executions are read newest first until `limit` of
+    them touched it (at most CLUSTER_SCAN_LIMIT executions are looked at).
+    """
     from botocore.exceptions import ClientError
 
     from eks_proxy.aws import error_code
 
-    try:
-        listed = sfn.list_executions(stateMachineArn=state_machine_arn, maxResults=max(1, min(limit, 1000)))
-    except ClientError as error:
-        if error_code(error) in {"StateMachineDoesNotExist", "InvalidArn"}:
-            raise CliError(f"state machine {state_machine_arn} not found") from None
-        raise
-    executions = sorted(listed.get("executions", []), key=lambda e: e.get("startDate") or 0, reverse=True)
-    return [_rollout(sfn, e) for e in executions[:limit]]
+    scan = limit if cluster is None else CLUSTER_SCAN_LIMIT
+    found: list[Rollout] = []
+    seen = 0
+    token: str | None = None
+    while True:
+        page_args = {"nextToken": token} if token else {}
+        try:
+            listed = sfn.list_executions(
+                stateMachineArn=state_machine_arn, maxResults=max(1, min(scan - seen, 1000)), **page_args
+            )
+        except ClientError as error:
+            if error_code(error) in {"StateMachineDoesNotExist", "InvalidArn"}:
+                raise CliError(f"state machine {state_machine_arn} not found") from None
+            raise
+        executions = sorted(listed.get("executions", []), key=lambda e: e.get("startDate") or 0, reverse=True)
+        for listed_execution in executions[: scan - seen]:
+            rollout = _rollout(sfn, listed_execution, cluster)
+            if rollout is not None:
+                found.append(rollout)
+                if len(found) == limit:
+                    return found
+        seen += min(len(executions), scan - seen)
+        token = listed.get("nextToken")
+        if not token or seen >= scan or not executions:
+            return found
 
 
 def _when(moment: datetime | None) -> str:
@@ -203,7 +232,7 @@ def _run(args: argparse.Namespace) -> int:
             boto3.session.Session().client("cloudformation", region_name=args.region), args.stack
         )
         source = f"stack {args.stack} output {STACK_OUTPUT}"
-    rollouts = find_rollouts(clients.sfn, arn, args.limit)
+    rollouts = find_rollouts(clients.sfn, arn, args.limit, args.cluster)
     print(f"eks-proxy status: {arn} ({source})\n")
     print("\n".join(render_rollouts(rollouts, args.cluster)))
     return 0
