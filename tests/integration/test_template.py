@@ -527,3 +527,17 @@ def test_samconfig_defaults() -> None:
     assert set(deploy["capabilities"].split()) == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}
     assert deploy["confirm_changeset"] is True and deploy["resolve_s3"] is True
     assert "use_container" not in json.dumps(config)
+
+
+def test_update_polling_is_granted_for_the_cluster_and_its_nodegroups(
+    iam: tuple[str, list[Grant], dict[str, list[str]]],
+) -> None:
+    """DescribeUpdate's path names the cluster (/clusters/<name>/updates/<id>?nodegroupName=...) and the service
+    authorization reference lists the cluster among its resource types: which ARN IAM evaluates for a node group
+    update cannot be tested offline. Granted on both (read-only, the same clusters), the first poll of a rollout
+    never meets AccessDenied."""
+    _, found, _ = iam
+    resources = {r for g in actions_of(found, "eks:DescribeUpdate") for r in g.resources}
+    assert {"arn:*:eks:*:*:cluster/prod", "arn:*:eks:*:*:cluster/staging"} <= resources
+    assert {"arn:*:eks:*:*:nodegroup/prod/*/*", "arn:*:eks:*:*:nodegroup/staging/*/*"} <= resources
+    assert {g.role for g in actions_of(found, "eks:DescribeUpdate")} == {"RolloutStepFunctionRole"}
