@@ -336,3 +336,18 @@ def test_handlers_make_no_aws_call_at_import(world: World, function: str) -> Non
     """Cold start stays cheap: importing a handler creates no client (so it cannot call AWS)."""
     module = load_handler(function, world.env(AWS_ENDPOINT_URL="http://127.0.0.1:9"))  # nothing listens there
     assert not {"eks", "ec2", "ssm", "sfn", "sns"} & set(vars(module.clients))
+
+
+def test_a_large_scope_is_rolled_in_batches_that_fit_the_execution_history(world: World) -> None:
+    """A Standard execution holds 25,000 history events, about 110 per node group with a 20-minute update: one
+    execution for 300 node groups would die half way through. Dispatch starts at most MAX_NODEGROUPS_PER_ROLLOUT;
+    the rest follow when it succeeds (RolloutSucceededRule re-runs the sweep), reconciled again from current state."""
+    for name in ("ng-a", "ng-b", "ng-c"):
+        world.template(f"prod-{name}")
+        world.nodegroup("prod", name, template=f"prod-{name}")
+    result = invoke(handler(world, MAX_NODEGROUPS_PER_ROLLOUT="2"), load_event("schedule-drift-sweep"))
+    assert result["status"] == "started"
+    assert "1 more" in result["reason"]
+    (execution,) = executions(world)
+    document = json.loads(execution["input"])
+    assert [document["canary"]["nodegroup"], *(t["nodegroup"] for t in document["rest"])] == ["ng-a", "ng-b"]

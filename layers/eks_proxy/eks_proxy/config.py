@@ -65,6 +65,7 @@ class Settings:
     verify_namespace: str = "eks-proxy-verify"
     verify_timeout_seconds: int = 240
     rollout_wait_seconds: int = 30
+    max_nodegroups_per_rollout: int = 150
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, required: Iterable[str] = DEFAULT_REQUIRED) -> Settings:
@@ -95,4 +96,8 @@ class Settings:
             verify_timeout_seconds=_int("VERIFY_TIMEOUT_SECONDS", env.get("VERIFY_TIMEOUT_SECONDS", "240") or "240", 1),
             # Optional: seconds between DescribeUpdate polls (and CREATING re-checks) of the rollout.
             rollout_wait_seconds=_int("ROLLOUT_WAIT_SECONDS", env.get("ROLLOUT_WAIT_SECONDS", "30") or "30", 0),
+            # Optional: node groups per execution (~110 history events each for a 20-minute update; 25,000 max).
+            max_nodegroups_per_rollout=_int(
+                "MAX_NODEGROUPS_PER_ROLLOUT", env.get("MAX_NODEGROUPS_PER_ROLLOUT", "150") or "150", 1
+            ),
         )

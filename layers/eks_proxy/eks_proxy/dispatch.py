@@ -122,7 +122,11 @@ def dispatch(
     if not rollouts:
         return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions)
     name = execution_name(trigger.kind, scope, parameter, decisions)
-    document = execution_input(trigger.event_id, trigger.kind, parameter, settings, rollouts)
+    # One execution holds 25,000 history events: a large scope goes in batches. When this one succeeds,
+    # RolloutSucceededRule runs the sweep again, which reconciles from current state and starts the next batch.
+    batch = rollouts[: settings.max_nodegroups_per_rollout]
+    later = len(rollouts) - len(batch)
+    document = execution_input(trigger.event_id, trigger.kind, parameter, settings, batch)
     try:
         started = clients.sfn.start_execution(
             stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(document)
@@ -133,5 +137,6 @@ def dispatch(
         log("duplicate change", {"execution_name": name})
         return DispatchResult("duplicate", "this change already has its rollout", name, decisions=decisions)
     arn = str(started["executionArn"])
-    log("rollout started", {"execution_name": name, "execution_arn": arn, "nodegroups": len(rollouts)})
-    return DispatchResult("started", f"{len(rollouts)} node group(s) to roll", name, arn, decisions)
+    log("rollout started", {"execution_name": name, "execution_arn": arn, "nodegroups": len(batch), "later": later})
+    reason = f"{len(batch)} node group(s) to roll" + (f", {later} more when this rollout succeeds" if later else "")
+    return DispatchResult("started", reason, name, arn, decisions)
