@@ -118,6 +118,9 @@ REFUSALS = [
     ('{"http_proxy": "proxy:3128\\n"}', "whitespace"),
     ("null", "no port"),
     ("{}", 'lacks "http_proxy"'),
+    # Deep nesting fits in 4 KB and blew json's recursion limit (a RecursionError, not a one-line refusal).
+    ("[" * 2000 + "]" * 2000, "nested too deeply"),
+    ('{"http_proxy": "proxy:3128", "no_proxy": ' + "[" * 2000 + "]" * 2000 + "}", "nested too deeply"),
 ]
 
 

@@ -95,6 +95,10 @@ def _parse_json(text: str) -> ProxyConfig:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
         raise ProxyValueError(f"proxy value JSON has the key {exc.key!r} twice; give each key once") from None
+    except RecursionError:  # a few KB of "[[[[..." is enough
+        raise ProxyValueError(
+            'proxy value JSON is nested too deeply; expected {"http_proxy": "...", "no_proxy": ["..."]}'
+        ) from None
     except ValueError as exc:
         # json's message carries a position, never the value.
         reason = str(exc).split(":", 1)[0]
@@ -136,6 +140,8 @@ def _is_json(text: str) -> bool:
     """True when text parses as JSON (a list such as ["proxy:3128"] must be refused as JSON, not as a URL)."""
     try:
         json.loads(text)
+    except RecursionError:
+        return True  # JSON, nested too deeply: _parse_json says so
     except ValueError:
         return False
     return True
