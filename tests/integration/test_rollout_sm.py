@@ -521,3 +521,28 @@ def test_a_nodegroup_update_by_someone_else_still_in_progress_gets_the_proxy_onc
     assert versions[3]["VersionDescription"].endswith("from v3")
     assert b"new-team-script" in base64.b64decode(versions[3]["LaunchTemplateData"]["UserData"])
     assert world.nodegroup_version("prod", "ng-a") == "4"
+
+
+def test_a_large_scope_is_rolled_batch_after_batch_until_done(world: World) -> None:
+    """MAX_NODEGROUPS_PER_ROLLOUT=2 and five node groups: three executions, each started by the previous one's
+    success (RolloutSucceededRule: a sweep naming the execution it follows), the last batch included."""
+    for name in ("ng-d", "ng-e"):
+        world.template(f"prod-{name}")
+        world.nodegroup("prod", name, template=f"prod-{name}")
+    module = load_handler("dispatch", world.env(MAX_NODEGROUPS_PER_ROLLOUT="2"))
+    result = module.lambda_handler(load_event("ssm-parameter-update"), FakeContext())
+    names = []
+    while result["status"] == "started":
+        execution = finished(world, result["execution_arn"])
+        assert execution["status"] == "SUCCEEDED", execution.get("cause")
+        names.append(execution["name"])
+        continuation = load_event("schedule-drift-sweep") | {"id": f"continue-{len(names)}"}
+        continuation["detail"] = {"trigger": "sweep", "after": execution["name"]}  # what the rule's transformer sends
+        result = module.lambda_handler(continuation, FakeContext())
+        assert len(names) < 5, "never converges"
+    assert result["status"] == "up_to_date", result
+    assert len(names) == 3
+    for name in (*NODEGROUPS, "ng-d", "ng-e"):
+        assert world.nodegroup_version("prod", name) == "2", name
+    again = module.lambda_handler(continuation, FakeContext())  # the same continuation delivered twice
+    assert again["status"] == "up_to_date"

@@ -364,5 +364,5 @@ def test_a_successful_rollout_is_followed_by_a_sweep_for_the_next_batch(moto_ser
     sample = load_event("schedule-drift-sweep")
     assert set(body) == set(sample)
     assert body["id"] == sent["Entries"][0]["EventId"]
-    assert body["detail"]["trigger"] == "sweep"
+    assert body["detail"] == {"trigger": "sweep", "after": "sweep-0123abcd"}  # the execution it follows
     assert (body["source"], body["detail-type"]) == ("aws.events", "Scheduled Event")

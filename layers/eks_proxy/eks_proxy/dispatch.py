@@ -121,7 +121,7 @@ def dispatch(
     rollouts = [d for d in decisions if d.needs_rollout]
     if not rollouts:
         return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions)
-    name = execution_name(trigger.kind, scope, parameter, decisions)
+    name = execution_name(trigger.kind, scope, parameter, decisions, trigger.after)
     # One execution holds 25,000 history events: a large scope goes in batches. When this one succeeds,
     # RolloutSucceededRule runs the sweep again, which reconciles from current state and starts the next batch.
     batch = rollouts[: settings.max_nodegroups_per_rollout]

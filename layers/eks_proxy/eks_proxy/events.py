@@ -109,6 +109,7 @@ class Trigger:
     launch_template_tags: dict[str, str] = field(default_factory=dict)
     error_code: str | None = None
     caller: Caller = field(default_factory=Caller)
+    after: str | None = None  # sweep only: the execution whose success started it (the next batch of a large scope)
 
 
 def _get(data: Any, *keys: str) -> Any:
@@ -220,7 +221,11 @@ def parse_trigger(event: dict[str, Any]) -> Trigger:
                 operation=ssm.detail.operation,
             )
         if detail_type == "Scheduled Event" and source in {"aws.events", "aws.scheduler"}:
-            return Trigger(kind="sweep", event_id=ScheduleEvent.model_validate(event).id, event_name="schedule")
+            schedule = ScheduleEvent.model_validate(event)
+            after = _str(schedule.detail.get("after"))
+            return Trigger(
+                kind="sweep", event_id=schedule.id, event_name="schedule", after=after[:80] if after else None
+            )
         if detail_type == "AWS API Call via CloudTrail":
             trail = CloudTrailEvent.model_validate(event)
             if trail.detail.event_source == "eks.amazonaws.com":

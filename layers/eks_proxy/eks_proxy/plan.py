@@ -191,7 +191,9 @@ def refresh_launch_template(
     )
 
 
-def execution_name(trigger: str, scope: Scope, parameter: ParameterValue, decisions: list[Decision]) -> str:
+def execution_name(
+    trigger: str, scope: Scope, parameter: ParameterValue, decisions: list[Decision], after: str | None = None
+) -> str:
     """Deterministic, at most 80 characters: `<trigger>-sha256(scope, parameter version, per node group in scope the
     desired fingerprint and basis version)`.
 
@@ -199,16 +201,22 @@ def execution_name(trigger: str, scope: Scope, parameter: ParameterValue, decisi
     we made for this fingerprint, that version's source. So the name stays the same while the rollout progresses
     (a late duplicate delivery still collapses into the running execution) and changes with any real change (a new
     parameter version, a new launch template version someone rolled, a new cluster fact). Out-of-scope node groups
-    do not count.
+    do not count. `after` (the execution a batch follows) tells the batches of one large change apart: their
+    decisions hash alike, since a node group we rolled keeps its basis.
     """
     counted = sorted(
         [d.cluster, d.nodegroup, d.desired_fingerprint, d.basis_version]
         for d in decisions
         if d.outcome is not Outcome.OUT_OF_SCOPE
     )
-    basis = json.dumps(
-        {"scope": scope.key, "parameter": [parameter.name, parameter.version], "nodegroups": counted}, sort_keys=True
-    )
+    document: dict[str, Any] = {
+        "scope": scope.key,
+        "parameter": [parameter.name, parameter.version],
+        "nodegroups": counted,
+    }
+    if after:
+        document["after"] = after
+    basis = json.dumps(document, sort_keys=True)
     return f"{trigger}-{hashlib.sha256(basis.encode()).hexdigest()}"[:80]
 
 
