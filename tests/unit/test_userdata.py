@@ -210,6 +210,33 @@ def test_what_we_cannot_read_is_refused(user_data: bytes, fragment: str) -> None
     assert find_fingerprint(user_data) is None
 
 
+def test_unrecognizable_user_data_after_blank_lines_is_refused_at_once() -> None:
+    # The bare-NodeConfig pattern had overlapping alternatives ("\\s*\\n" inside a repeated group): each extra
+    # leading blank line doubled the time (26 lines: 5 s; 40: hours), so a script without a shebang after some
+    # blank lines hung the reconcile of a whole scope. Run in a process, so the old behaviour fails instead of hanging.
+    code = (
+        "from eks_proxy.no_proxy import NodeContext\n"
+        "from eks_proxy.node_os import NodeOS\n"
+        "from eks_proxy.proxy_value import parse_proxy_value\n"
+        "from eks_proxy.userdata import UserDataError, inject\n"
+        "for blank in (b'\\n', b' \\n', b'\\r\\n', b'# note\\n'):\n"
+        "    try:\n"
+        "        inject(blank * 60 + b'echo hi\\n', parse_proxy_value('p:1'), NodeContext('eu-west-1'), NodeOS.AL2)\n"
+        "    except UserDataError as error:\n"
+        "        assert 'neither MIME multipart nor' in str(error)\n"
+        "    else:\n"
+        "        raise AssertionError('accepted')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # A NodeConfig after comments, blank lines and a document start is still recognized.
+    nodeconfig = b"# mine\n\n  \n---\n\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\n"
+    assert _payloads(inject(nodeconfig, CONFIG, CONTEXT, NodeOS.AL2023).user_data)[0] == (
+        "application/node.eks.aws",
+        nodeconfig,
+    )
+
+
 def test_over_the_ec2_limit_is_refused() -> None:
     fresh = render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)
     padding = USER_DATA_LIMIT - len(fresh) - 40

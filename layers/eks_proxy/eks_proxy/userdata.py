@@ -51,8 +51,9 @@ _STARTS_WITH: tuple[tuple[bytes, str], ...] = (
     (b"## template: jinja", "text/jinja2"),
     (b"#!", "text/x-shellscript"),
 )
-# A bare NodeConfig: comments, blank lines or a "---" document start, then its apiVersion.
-_NODECONFIG = re.compile(rb"^(\s*#[^\n]*\n|\s*\n|---[ \t]*\r?\n)*apiVersion:[ \t]*node\.eks\.aws/", re.ASCII)
+# A bare NodeConfig: comments, blank lines or a "---" document start, then its apiVersion. Each alternative matches
+# one whole line and no two can match the same one (no "\s*", which spans lines): linear, not exponential, time.
+_NODECONFIG = re.compile(rb"(?:[ \t\r]*#[^\n]*\n|[ \t\r]*\n|---[ \t]*\r?\n)*apiVersion:[ \t]*node\.eks\.aws/")
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 
 
