@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import subprocess
+import sys
 
 import pytest
 from eks_proxy import report
@@ -66,6 +68,17 @@ def test_describe_and_summary() -> None:
     assert summary([created, skipped]) == (
         "1 would change (1 new version(s), 0 roll to an existing one), 0 up to date, 1 out of scope"
     )
+
+
+def test_a_long_line_is_redacted_in_bounded_time_and_long_keys_are_still_masked() -> None:
+    # The secret-key pattern had two unbounded runs around the keyword: a 16 KB line such as "token-token-..." took
+    # cubic time (6 KB: 70 s), hanging `eks-proxy plan` on a launch template's user data. Run in a process, so the
+    # old behaviour fails instead of hanging.
+    code = "from eks_proxy.report import redact\nfor line in ('token-' * 2700, 'auth' * 4000): redact(line)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    long_key = "X" * 100 + "_PASSWORD=hunter2"
+    assert redact(long_key) == "X" * 100 + "_PASSWORD=***"
 
 
 def test_docstring_examples() -> None:

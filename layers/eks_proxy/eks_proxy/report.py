@@ -22,8 +22,10 @@ from eks_proxy.reconcile import Decision, Outcome
 # user:password@ in any URL-like text (the part before @ is dropped, whatever it is).
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@\"']+@")
 # KEY=value / KEY: value where the key names a secret (password, token, secret, api key, access key, credential).
+# The runs around the keyword are bounded (unbounded, a long "token-token-..." line took cubic time) and need no word
+# boundary: a longer key matches from a later position, and what precedes the match is left as it is.
 _SECRET_ASSIGNMENT = re.compile(
-    r"(?P<key>\b[\w.\-]*(?:passw(?:or)?d|secret|token|api[_\-]?key|access[_\-]?key|credential|auth)[\w.\-]*"
+    r"(?P<key>[\w.\-]{0,64}(?:passw(?:or)?d|secret|token|api[_\-]?key|access[_\-]?key|credential|auth)[\w.\-]{0,64}"
     r"[\"']?\s*[:=]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;#]+)",
     re.IGNORECASE,
 )
