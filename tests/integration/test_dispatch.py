@@ -349,5 +349,8 @@ def test_a_large_scope_is_rolled_in_batches_that_fit_the_execution_history(world
     assert result["status"] == "started"
     assert "1 more" in result["reason"]
     (execution,) = executions(world)
+    assert execution["name"].startswith("more-sweep-")  # RolloutSucceededRule continues only these
     document = json.loads(execution["input"])
     assert [document["canary"]["nodegroup"], *(t["nodegroup"] for t in document["rest"])] == ["ng-a", "ng-b"]
+    small = invoke(handler(world, MAX_NODEGROUPS_PER_ROLLOUT="3"), load_event("ssm-parameter-update"))
+    assert small["execution_name"].startswith("ssm-")  # fits one execution: no continuation

@@ -536,6 +536,7 @@ def test_a_large_scope_is_rolled_batch_after_batch_until_done(world: World) -> N
         execution = finished(world, result["execution_arn"])
         assert execution["status"] == "SUCCEEDED", execution.get("cause")
         names.append(execution["name"])
+        assert execution["name"].startswith("more-")  # what RolloutSucceededRule continues
         continuation = load_event("schedule-drift-sweep") | {"id": f"continue-{len(names)}"}
         continuation["detail"] = {"trigger": "sweep", "after": execution["name"]}  # what the rule's transformer sends
         result = module.lambda_handler(continuation, FakeContext())

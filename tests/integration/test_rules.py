@@ -325,14 +325,14 @@ def test_sweep_input_keeps_the_envelope_and_marks_the_sweep(moto_server: MotoSer
     assert body["account"] == ACCOUNT and body["region"] == "eu-west-1"
 
 
-def _status_change(status: str, state_machine: str) -> dict[str, Any]:
-    execution = state_machine.replace(":stateMachine:", ":execution:") + ":sweep-0123abcd"
+def _status_change(status: str, state_machine: str, name: str = "more-sweep-0123abcd") -> dict[str, Any]:
+    execution = state_machine.replace(":stateMachine:", ":execution:") + ":" + name
     return {
         "Source": "aws.states",
         "DetailType": "Step Functions Execution Status Change",
         "Resources": [execution],
         "Detail": json.dumps(
-            {"executionArn": execution, "stateMachineArn": state_machine, "name": "sweep-0123abcd", "status": status}
+            {"executionArn": execution, "stateMachineArn": state_machine, "name": name, "status": status}
         ),
     }
 
@@ -340,7 +340,8 @@ def _status_change(status: str, state_machine: str) -> dict[str, Any]:
 def test_a_successful_rollout_is_followed_by_a_sweep_for_the_next_batch(moto_server: MotoServer) -> None:
     """Dispatch rolls at most MAX_NODEGROUPS_PER_ROLLOUT node groups per execution; when one succeeds, this rule runs
     the sweep again (same shape as the schedule's), which starts the next batch or finds everything up to date.
-    A failed rollout is not continued, and other state machines' executions never match."""
+    Only executions of a scope larger than one batch (name prefix `more-`) are continued: a failed rollout is never
+    retried because some unrelated small rollout succeeded. Other state machines' executions never match."""
     resource = TEMPLATE["Resources"]["RolloutSucceededRule"]["Properties"]
     ours = f"arn:aws:states:eu-west-1:{ACCOUNT}:stateMachine:eks-proxy-rollout"
     pattern = Stack(TEMPLATE, {"ClusterNames": "prod"}).resolve(resource["EventPattern"])
@@ -357,12 +358,18 @@ def test_a_successful_rollout_is_followed_by_a_sweep_for_the_next_batch(moto_ser
         Rule="continue", Targets=[{"Id": "queue", "Arn": arn, "InputTransformer": target["InputTransformer"]}]
     )
     other = ours.replace("eks-proxy-rollout", "someone-elses")
-    events.put_events(Entries=[_status_change("FAILED", ours), _status_change("SUCCEEDED", other)])
+    events.put_events(
+        Entries=[
+            _status_change("FAILED", ours),
+            _status_change("SUCCEEDED", other),
+            _status_change("SUCCEEDED", ours, "ssm-0123abcd"),
+        ]
+    )
     assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages") is None
     sent = events.put_events(Entries=[_status_change("SUCCEEDED", ours)])
     body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
     sample = load_event("schedule-drift-sweep")
     assert set(body) == set(sample)
     assert body["id"] == sent["Entries"][0]["EventId"]
-    assert body["detail"] == {"trigger": "sweep", "after": "sweep-0123abcd"}  # the execution it follows
+    assert body["detail"] == {"trigger": "sweep", "after": "more-sweep-0123abcd"}  # the execution it follows
     assert (body["source"], body["detail-type"]) == ("aws.events", "Scheduled Event")

@@ -27,6 +27,7 @@ from eks_proxy.reconcile import Decision, Outcome
 from eks_proxy.scope import Ignored, scope_for
 
 Log = Callable[[str, Mapping[str, Any]], None]
+MORE = "more-"  # execution name prefix of a batch that RolloutSucceededRule continues (template.yaml)
 
 
 def _quiet(message: str, fields: Mapping[str, Any]) -> None:
@@ -122,8 +123,13 @@ def dispatch(
     if not rollouts:
         return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions)
     name = execution_name(trigger.kind, scope, parameter, decisions, trigger.after)
-    # One execution holds 25,000 history events: a large scope goes in batches. When this one succeeds,
-    # RolloutSucceededRule runs the sweep again, which reconciles from current state and starts the next batch.
+    # One execution holds 25,000 history events: a large scope goes in batches. When an execution named `more-...`
+    # succeeds, RolloutSucceededRule runs the sweep again, which reconciles from current state and starts the next
+    # batch. The mark counts every node group in scope (stable while the rollout progresses, so duplicates keep the
+    # name); small scopes are never continued, so no unrelated success retries a failed rollout.
+    in_scope = sum(1 for d in decisions if d.outcome is not Outcome.OUT_OF_SCOPE)
+    if in_scope > settings.max_nodegroups_per_rollout:
+        name = f"{MORE}{name}"[:80]
     batch = rollouts[: settings.max_nodegroups_per_rollout]
     later = len(rollouts) - len(batch)
     document = execution_input(trigger.event_id, trigger.kind, parameter, settings, batch)
