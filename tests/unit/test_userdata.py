@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import email
 import gzip
 import subprocess
@@ -22,7 +23,7 @@ from eks_proxy.userdata import (
     inject,
     render_userdata,
 )
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 CONFIG = parse_proxy_value("http://10.0.0.10:3128")
@@ -281,6 +282,82 @@ def test_bottlerocket_sets_our_keys_and_keeps_everything_else() -> None:
     moved = inject(result.user_data, MOVED, CONTEXT, NodeOS.BOTTLEROCKET)
     assert tomllib.loads(moved.user_data.decode())["settings"]["network"]["https-proxy"] == "10.0.0.11:3128"
     assert moved.user_data.count(b"eks-proxy fingerprint=") == 1
+
+
+_TOML_LINES = [
+    "[settings]",
+    "[settings.network]",
+    "[settings.kubernetes]",
+    "[settings.network.bonding]",
+    "[other]",
+    "[[settings.aws]]",
+    'settings.network.hostname = "h"',
+    'network.hostname = "h"',
+    'network.https-proxy = "old:1"',
+    'https-proxy = "old:1"',
+    'no-proxy = ["a"]',
+    'settings.motd = "m"',
+    'motd = "m"',
+    'network = {hostname = "x"}',
+    "x = 1",
+    '"https-proxy" = "q:1"',
+    'settings.network.no-proxy = ["z"]',
+    "# a comment",
+    "",
+]
+
+
+def _settings_but_ours(document: dict[str, object]) -> dict[str, object]:
+    """The document without our two keys (and without tables they leave empty)."""
+    result = copy.deepcopy(document)
+    settings_ = result.get("settings")
+    if isinstance(settings_, dict):
+        if isinstance(settings_.get("network"), dict):
+            for key in ("https-proxy", "no-proxy"):
+                settings_["network"].pop(key, None)
+            if not settings_["network"]:
+                del settings_["network"]
+        if not settings_:
+            del result["settings"]
+    return result
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.sampled_from(_TOML_LINES), max_size=8), final_newline=st.booleans())
+@example(lines=["[settings.network]", 'settings.network.no-proxy = ["z"]'], final_newline=False)
+@example(lines=["[settings]", 'network.hostname = "h"', "[other]", "[settings.network.bonding]"], final_newline=True)
+@example(lines=['settings.motd = "m"', "", "x = 1"], final_newline=True)
+def test_bottlerocket_any_toml_gets_our_keys_or_a_clean_refusal(lines: list[str], final_newline: bool) -> None:
+    # Found this way: '[settings.network]\nsettings.network.no-proxy = ["z"]' without a final newline came back
+    # as invalid TOML (tomlkit glued our key onto the last line), and dotted network keys before a
+    # [settings.network.bonding] table came back as TOML tomlkit itself refused to parse at the next refresh.
+    text = "\n".join(lines) + ("\n" if final_newline else "")
+    try:
+        before = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return
+    try:
+        result = inject(text.encode(), CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
+    except UserDataError as refused:
+        assert "\n" not in str(refused)
+        return
+    assert isinstance(result.user_data, bytes)
+    after = tomllib.loads(result.user_data.decode())
+    network = after["settings"]["network"]
+    assert network["https-proxy"] == "10.0.0.10:3128" and "localhost" in network["no-proxy"]
+    assert _settings_but_ours(after) == _settings_but_ours(before)
+    assert inject(result.user_data, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).changed is False
+
+
+def test_bottlerocket_all_dotted_keys_keep_their_tables() -> None:
+    # tomlkit inserted the new [settings.network] table right after the first dotted key, so the dotted keys after it
+    # became settings.network.settings.kubernetes.*: the node lost its cluster name and API server.
+    text = b'settings.motd = "hi"\n\nsettings.kubernetes.cluster-name = "prod"\nsettings.kubernetes.api-server = "x"\n'
+    result = inject(text, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).user_data
+    assert isinstance(result, bytes) and result.startswith(text)
+    settings_ = tomllib.loads(result.decode())["settings"]
+    assert settings_["kubernetes"] == {"cluster-name": "prod", "api-server": "x"}
+    assert set(settings_["network"]) == {"https-proxy", "no-proxy"}
 
 
 def test_bottlerocket_base64_round_trip() -> None:

@@ -12,6 +12,7 @@ An HTTPS proxy reached over TLS (``https://`` in the proxy value) is written wit
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
 
 import tomlkit
@@ -40,13 +41,14 @@ def apply_settings(text: str, env: ProxyEnvironment, fingerprint: str) -> str:
     no-proxy = ["localhost"]
     """
     try:
-        doc = tomlkit.parse(text)
+        # A final newline first: tomlkit can glue a key it appends onto an unterminated last line (invalid TOML).
+        doc = tomlkit.parse(text if not text or text.endswith("\n") else text + "\n")
     except TOMLKitError as exc:
         raise BottlerocketError(f"user data is not valid TOML ({_one_line(exc)}); Bottlerocket expects TOML") from None
     network = _network_table(doc)
     https_value = https_proxy_setting(env)
     no_proxy = list(env.no_proxy)
-    current = network.get("https-proxy")
+    current = network.get("https-proxy") if network is not None else None
     current_comment = getattr(getattr(current, "trivia", None), "comment", "") or ""
     found = MARKER_RE.search(current_comment)
     up_to_date = (
@@ -54,30 +56,92 @@ def apply_settings(text: str, env: ProxyEnvironment, fingerprint: str) -> str:
         and _plain(current) == https_value
         and found is not None
         and found.group(1) == fingerprint
+        and network is not None
         and _plain(network.get("no-proxy")) == no_proxy
     )
     if up_to_date:
         return text
-    proxy_item = tomlkit.item(https_value)
-    proxy_item.comment(marker_text(fingerprint))
-    network["https-proxy"] = proxy_item
+    if network is None:
+        # A new [settings.network] table goes after everything, the user's bytes untouched: inserted by tomlkit
+        # after top-level dotted keys (settings.motd = ...), it captured the dotted keys that followed it.
+        block = _new_network_table(https_value, no_proxy, fingerprint)
+        result = (text if text.endswith("\n") else text + "\n") + "\n" + block if text else block
+    else:
+        network["https-proxy"] = _proxy_item(https_value, fingerprint)
+        network["no-proxy"] = no_proxy
+        result = doc.as_string()
+    _check_result(text, result, https_value, no_proxy)
+    return result
+
+
+def _proxy_item(https_value: str, fingerprint: str) -> Any:
+    item = tomlkit.item(https_value)
+    item.comment(marker_text(fingerprint))
+    return item
+
+
+def _new_network_table(https_value: str, no_proxy: list[str], fingerprint: str) -> str:
+    """``[settings.network]`` with our two keys, as TOML text."""
+    doc = tomlkit.document()
+    settings = tomlkit.table(is_super_table=True)
+    network = tomlkit.table()
+    network["https-proxy"] = _proxy_item(https_value, fingerprint)
     network["no-proxy"] = no_proxy
-    result: str = doc.as_string()
+    settings["network"] = network
+    doc["settings"] = settings
+    block: str = doc.as_string()
+    return block
+
+
+def _check_result(text: str, result: str, https_value: str, no_proxy: list[str]) -> None:
+    """Read the result back with a strict parser: valid TOML, our two values, every other setting as it was.
+
+    tomlkit edits in place and preserves formatting, and has been seen to produce invalid TOML for odd but valid
+    input, or TOML it cannot parse again itself; a document we cannot write correctly is refused, never handed to EC2.
+    """
+    try:
+        before, after = tomllib.loads(text), tomllib.loads(result)
+        tomlkit.parse(result)  # what we write must be editable again (the next refresh), not only valid once
+    except (tomllib.TOMLDecodeError, TOMLKitError):
+        raise BottlerocketError(_CANNOT_EDIT) from None
+    network = after.get("settings", {}).get("network", {})
+    if (
+        network.get("https-proxy") != https_value
+        or network.get("no-proxy") != no_proxy
+        or _without_ours(after) != _without_ours(before)
+    ):
+        raise BottlerocketError(_CANNOT_EDIT)
+
+
+_CANNOT_EDIT = (
+    "user data TOML cannot be edited safely in this layout; write the proxy settings as a [settings.network] "
+    "table (or remove them) and keep the other settings as they are"
+)
+
+
+def _without_ours(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` without settings.network's https-proxy and no-proxy (and the tables they leave empty)."""
+    settings = dict(document.get("settings") or {})
+    network = {k: v for k, v in (settings.get("network") or {}).items() if k not in ("https-proxy", "no-proxy")}
+    settings.pop("network", None)
+    if network:
+        settings["network"] = network
+    result = {k: v for k, v in document.items() if k != "settings"}
+    if settings:
+        result["settings"] = settings
     return result
 
 
 def _network_table(doc: Any) -> Any:
-    """``settings.network`` as an editable table, created when missing."""
+    """``settings.network`` as an editable table; None when the document has none yet."""
     settings = doc.get("settings")
     if settings is None:
-        settings = tomlkit.table(is_super_table=True)
-        doc["settings"] = settings
+        return None
     if not isinstance(settings, dict) or isinstance(settings, tomlkit.items.InlineTable):
         raise BottlerocketError("user data has settings that is not a TOML table; expected [settings.*] tables")
     network = settings.get("network")
     if network is None:
-        network = tomlkit.table()
-        settings["network"] = network
+        return None
     if not isinstance(network, dict) or isinstance(network, tomlkit.items.InlineTable):
         raise BottlerocketError(
             "user data has settings.network that is not a TOML table; expected a [settings.network] table"
