@@ -4,7 +4,9 @@ We own exactly two keys of ``[settings.network]``: ``https-proxy`` (``host:port`
 ``http-proxy`` setting and applies this one to containerd, host-containerd and kubelet) and ``no-proxy`` (a list;
 Bottlerocket adds localhost and the API server itself). Every other setting and comment is kept as it is
 (tomlkit preserves formatting); users add their own NO_PROXY entries through the proxy value's ``no_proxy``.
-The marker is a trailing comment on the ``https-proxy`` line.
+The marker is a trailing comment on the ``https-proxy`` line. Without a ``settings.network`` yet, a new
+``[settings.network]`` table is appended after the user's bytes. Every result is read back with ``tomllib`` (our
+two values, every other setting unchanged) and must parse with tomlkit again; otherwise it is refused.
 
 An HTTPS proxy reached over TLS (``https://`` in the proxy value) is written with its scheme
 (``https://host:port``) rather than silently downgraded to plain ``host:port``.
