@@ -85,7 +85,8 @@ def describe_cluster(eks: Any, cluster: str) -> ClusterInfo:
     return ClusterInfo(
         name=cluster,
         endpoint=c.get("endpoint") or None,
-        service_cidr=network.get("serviceIpv4Cidr") or None,
+        # An IPv6 cluster has no serviceIpv4Cidr (AWS docs): its own service range must still be in NO_PROXY.
+        service_cidr=network.get("serviceIpv4Cidr") or network.get("serviceIpv6Cidr") or None,
         vpc_id=vpc.get("vpcId") or None,
         subnet_ids=tuple(vpc.get("subnetIds") or ()),
     )
