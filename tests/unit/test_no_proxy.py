@@ -114,3 +114,15 @@ def test_always_deduplicated_deterministic_and_complete(additions: list[str], vp
     assert entries == compute_no_proxy(config, context)
     assert set(additions) <= set(entries) and set(vpcs) <= set(entries)
     assert entries[:4] == ("localhost", "127.0.0.1", "::1", "169.254.169.254")
+
+
+def test_without_vpc_endpoints_the_aws_apis_go_through_the_proxy() -> None:
+    """A VPC whose only way to AWS is the proxy: the regional API names must not be in NO_PROXY (nodes would try
+    them directly and never join); everything local stays."""
+    context = NodeContext("eu-west-1", service_cidr="172.20.0.0/16", vpc_cidrs=("10.0.0.0/16",))
+    with_endpoints = compute_no_proxy(parse_proxy_value("proxy:3128"), context)
+    without = compute_no_proxy(parse_proxy_value('{"http_proxy": "proxy:3128", "vpc_endpoints": false}'), context)
+    aws = [e for e in with_endpoints if e.endswith(".amazonaws.com")]
+    assert aws and "sts.eu-west-1.amazonaws.com" in aws
+    assert not [e for e in without if e.endswith(".amazonaws.com")]
+    assert [e for e in with_endpoints if e not in aws] == list(without)

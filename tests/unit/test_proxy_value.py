@@ -61,6 +61,7 @@ def test_describe_is_one_line_and_names_the_proxy() -> None:
 
 
 REFUSALS = [
+    ('{"http_proxy": "proxy:3128", "vpc_endpoints": "no"}', '"vpc_endpoints" must be true or false'),
     ("", "empty"),
     ("proxy", "no port"),
     ("http://proxy", "no port"),
@@ -189,3 +190,11 @@ def test_valid_host_ports_round_trip(host: str, port: int, scheme: str) -> None:
     config = parse_proxy_value(f"{scheme}{host}:{port}")
     assert config.http_proxy == f"{scheme or 'http://'}{host}:{port}"
     assert parse_proxy_value(config.http_proxy) == config
+
+
+def test_vpc_endpoints_defaults_to_true_and_can_be_turned_off() -> None:
+    assert parse_proxy_value("proxy:3128").vpc_endpoints is True
+    assert parse_proxy_value('{"http_proxy": "proxy:3128"}').vpc_endpoints is True
+    off = parse_proxy_value('{"http_proxy": "proxy:3128", "vpc_endpoints": false}')
+    assert off.vpc_endpoints is False
+    assert "vpc_endpoints=false" in off.describe()

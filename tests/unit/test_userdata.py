@@ -398,8 +398,14 @@ def test_fingerprint_covers_proxy_context_and_os() -> None:
         desired_fingerprint(
             parse_proxy_value('{"http_proxy": "10.0.0.10:3128", "no_proxy": [".corp"]}'), CONTEXT, NodeOS.AL2023
         ),
+        desired_fingerprint(
+            parse_proxy_value('{"http_proxy": "10.0.0.10:3128", "vpc_endpoints": false}'), CONTEXT, NodeOS.AL2023
+        ),
     }
-    assert base not in variants and len(variants) == 7
+    assert base not in variants and len(variants) == 8
+    # The default (true) is not serialized: fingerprints made before the key existed stay valid.
+    explicit = parse_proxy_value('{"http_proxy": "10.0.0.10:3128", "vpc_endpoints": true}')
+    assert desired_fingerprint(explicit, CONTEXT, NodeOS.AL2023) == base
 
 
 def test_fingerprint_is_stable_across_processes() -> None:

@@ -133,6 +133,7 @@ def compute_no_proxy(config: ProxyConfig, context: NodeContext) -> tuple[str, ..
         entries.append(context.endpoint_host)
     entries.extend((context.service_cidr,) if context.service_cidr else EKS_DEFAULT_SERVICE_CIDRS)
     entries.extend(context.vpc_cidrs)
-    entries.extend(pattern.format(r=context.region, d=context.dns_suffix) for pattern in SERVICE_ENTRIES)
+    if config.vpc_endpoints:  # without VPC endpoints the AWS APIs are reached through the proxy like the rest
+        entries.extend(pattern.format(r=context.region, d=context.dns_suffix) for pattern in SERVICE_ENTRIES)
     entries.extend(config.no_proxy)
     return tuple(dict.fromkeys(entries))

@@ -5,7 +5,11 @@ Accepted forms::
     http://10.0.0.10:3128                  plain URL (http or https scheme)
     proxy.corp.example:3128                host:port, http assumed
     {"http_proxy": "http://[fd00::10]:3128", "https_proxy": "https://proxy.corp.example:3129",
-     "no_proxy": [".corp.example", "10.20.0.0/16"]}
+     "no_proxy": [".corp.example", "10.20.0.0/16"], "vpc_endpoints": false}
+
+``vpc_endpoints`` (default true) says the nodes reach the regional AWS APIs (eks, ecr, s3, ec2, sts) through VPC
+interface/gateway endpoints, so those names are in NO_PROXY; false when the VPC has no such endpoints and the proxy
+is the way to AWS too (then those names must go through the proxy, or nodes cannot join).
 
 The value ends up in shell scripts, systemd files, YAML and TOML on every node, so it is refused (never cleaned up)
 when it carries anything but what a proxy address needs: no whitespace, control characters, quotes or shell
@@ -48,6 +52,7 @@ class ProxyConfig:
     http_proxy: str
     https_proxy: str
     no_proxy: tuple[str, ...] = ()
+    vpc_endpoints: bool = True
 
     def https_host_port(self) -> str:
         """``host:port`` of the HTTPS proxy, as Bottlerocket's ``settings.network.https-proxy`` wants it.
@@ -64,6 +69,7 @@ class ProxyConfig:
     def describe(self) -> str:
         """A one-line summary safe for logs (the value never holds credentials once parsed)."""
         extra = f", no_proxy+={','.join(self.no_proxy)}" if self.no_proxy else ""
+        extra += "" if self.vpc_endpoints else ", vpc_endpoints=false"
         return f"http_proxy={self.http_proxy}, https_proxy={self.https_proxy}{extra}"
 
 
@@ -108,7 +114,7 @@ def _parse_json(text: str) -> ProxyConfig:
         ) from None
     if not isinstance(data, dict):
         raise ProxyValueError(f"proxy value JSON must be an object, got {_json_type(data)}; {_EXPECTED}")
-    known = ("http_proxy", "https_proxy", "no_proxy")
+    known = ("http_proxy", "https_proxy", "no_proxy", "vpc_endpoints")
     for key in data:
         if key not in known:
             shown = key if _is_safe_name(key) else "(a key with unexpected characters)"
@@ -133,7 +139,13 @@ def _parse_json(text: str) -> ProxyConfig:
         normalized = validate_no_proxy_entry(entry, f'"no_proxy"[{index}]')
         if normalized not in entries:
             entries.append(normalized)
-    return ProxyConfig(http_proxy=http, https_proxy=https, no_proxy=tuple(entries))
+    vpc_endpoints = data.get("vpc_endpoints", True)
+    if not isinstance(vpc_endpoints, bool):
+        raise ProxyValueError(
+            f'proxy value JSON "vpc_endpoints" must be true or false, got {_json_type(vpc_endpoints)}; '
+            'expected "vpc_endpoints": false when the nodes reach AWS APIs through the proxy'
+        )
+    return ProxyConfig(http_proxy=http, https_proxy=https, no_proxy=tuple(entries), vpc_endpoints=vpc_endpoints)
 
 
 def _is_json(text: str) -> bool:

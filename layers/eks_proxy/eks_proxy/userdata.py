@@ -77,7 +77,7 @@ def desired_fingerprint(config: ProxyConfig, context: NodeContext, node_os: Node
     Covers the proxy configuration, the cluster context, the node OS and the renderer version, so a change in any
     of them refreshes the nodes. Stable across processes and Python versions.
     """
-    canonical = {
+    canonical: dict[str, object] = {
         "renderer": RENDERER_VERSION,
         "os": NodeOS(node_os).value,
         "http_proxy": config.http_proxy,
@@ -88,6 +88,8 @@ def desired_fingerprint(config: ProxyConfig, context: NodeContext, node_os: Node
         "cluster_endpoint_host": context.endpoint_host,
         "vpc_cidrs": list(context.vpc_cidrs),
     }
+    if not config.vpc_endpoints:  # only when set, so every fingerprint made before the key existed stays valid
+        canonical["vpc_endpoints"] = False
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
