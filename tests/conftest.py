@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import logging
 import os
 import shutil
 import socket
@@ -89,6 +91,15 @@ def load_handler(function: str, env: dict[str, str] | None = None) -> ModuleType
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def structured_logs(module: ModuleType) -> io.StringIO:
+    """Send a handler module's JSON log lines (Powertools Logger -> stdout) to a buffer the test can read."""
+    buffer = io.StringIO()
+    for log_handler in module.logger.handlers:
+        if isinstance(log_handler, logging.StreamHandler):
+            log_handler.setStream(buffer)
+    return buffer
 
 
 class MotoServer:

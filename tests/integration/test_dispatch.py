@@ -6,9 +6,7 @@ and drop or refuse everything else with a clear reason.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from collections import Counter
 from collections.abc import Iterator
 from types import ModuleType
@@ -16,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MotoServer, load_event, load_handler
+from tests.conftest import MotoServer, load_event, load_handler, structured_logs
 from tests.integration import moto_eks_updates
 from tests.integration.engine_world import OWN_ROLE, FakeContext, World, build_world
 
@@ -171,15 +169,6 @@ def test_150_nodegroups_across_3_clusters_are_all_planned(world: World) -> None:
     document = json.loads(executions(world)[0]["input"])
     planned = {(t["cluster"], t["nodegroup"]) for t in [document["canary"], *document["rest"]]}
     assert planned == {(c, f"ng-{i:03d}") for c, n in layout.items() for i in range(n)}
-
-
-def structured_logs(module: ModuleType) -> io.StringIO:
-    """Send the handler's JSON log lines (Powertools Logger -> stdout) to a buffer the test can read."""
-    buffer = io.StringIO()
-    for log_handler in module.logger.handlers:
-        if isinstance(log_handler, logging.StreamHandler):
-            log_handler.setStream(buffer)
-    return buffer
 
 
 def test_out_of_scope_nodegroups_are_reported_never_rolled(world: World, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,9 +7,7 @@ connection and then never answers.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import socket
 import ssl
 import threading
@@ -22,7 +20,7 @@ import pytest
 from eks_proxy.preflight import preflight, probe_registry
 from eks_proxy.proxy_value import parse_proxy_value
 
-from tests.conftest import MotoServer, free_port, load_handler, require_tool
+from tests.conftest import MotoServer, free_port, load_handler, require_tool, structured_logs
 from tests.integration.nodesim.netns import run_in_netns
 from tests.integration.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
 from tests.integration.nodesim.services import (
@@ -422,15 +420,6 @@ def test_ipv6_proxy(registry: RegistryService, pki: Pki, tmp_path: Path) -> None
 
     assert result.result == "ok", result.detail
     assert f"through proxy http://[::1]:{v6.port}" in result.detail
-
-
-def structured_logs(module: ModuleType) -> io.StringIO:
-    """Send the handler's JSON log lines (Powertools Logger -> stdout) to a buffer the test can read."""
-    buffer = io.StringIO()
-    for log_handler in module.logger.handlers:
-        if isinstance(log_handler, logging.StreamHandler):
-            log_handler.setStream(buffer)
-    return buffer
 
 
 def test_handler_logs_carry_the_change_id_as_correlation_id(handler: ModuleType, moto_server: MotoServer) -> None:

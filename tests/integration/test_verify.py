@@ -9,9 +9,7 @@ API server's, so the handler's own parsing of the answer still runs.
 from __future__ import annotations
 
 import base64
-import io
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,7 +19,7 @@ import pytest
 from eks_proxy.k8s import KubernetesClient, eks_token
 from eks_proxy.verify import LABEL_MANAGED_BY, LABEL_NODEGROUP, LABEL_RUN, VerificationError, verify_pulls
 
-from tests.conftest import MotoServer, load_handler, require_tool
+from tests.conftest import MotoServer, load_handler, require_tool, structured_logs
 from tests.integration.fake_k8s import FakeKubernetes, Outcome
 from tests.integration.nodesim.pki import ServerCert, issue_cert, make_ca
 
@@ -373,15 +371,6 @@ def test_api_server_blips_while_polling_are_ridden_out(fake: FakeKubernetes) -> 
     assert result.ok, result.summary
     assert fake.failing_polls == 0  # both 503s were seen, and polling went on
     assert fake.pod_names() == []
-
-
-def structured_logs(module: ModuleType) -> io.StringIO:
-    """Send the handler's JSON log lines (Powertools Logger -> stdout) to a buffer the test can read."""
-    buffer = io.StringIO()
-    for log_handler in module.logger.handlers:
-        if isinstance(log_handler, logging.StreamHandler):
-            log_handler.setStream(buffer)
-    return buffer
 
 
 def test_handler_logs_carry_the_change_id_as_correlation_id(

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from eks_proxy.aws import AwsClients
@@ -71,7 +72,8 @@ def _decide(
     """Two-phase decision: the reuse candidates are read only when the current version is out of date."""
     lt = state.launch_template
     current = get_template_version(clients.ec2, lt) if lt else None
-    decision = reconcile_nodegroup(
+    decide = partial(
+        reconcile_nodegroup,
         state,
         current,
         config,
@@ -79,18 +81,11 @@ def _decide(
         opt_out_tag_key=settings.opt_out_tag_key,
         os_hint_tag_key=settings.os_hint_tag_key,
     )
+    decision = decide()
     if decision.outcome is Outcome.CREATE_VERSION and lt and current:
         candidates = later_versions(clients.ec2, lt, current.number)
         if candidates:
-            decision = reconcile_nodegroup(
-                state,
-                current,
-                config,
-                context,
-                opt_out_tag_key=settings.opt_out_tag_key,
-                os_hint_tag_key=settings.os_hint_tag_key,
-                candidates=candidates,
-            )
+            decision = decide(candidates=candidates)
     return decision
 
 
