@@ -10,7 +10,6 @@ Nothing leaves the machine.
 
 from __future__ import annotations
 
-import contextlib
 import select
 import socket
 import socketserver
@@ -124,13 +123,6 @@ def start_loopback(workdir: Path) -> Loopback:
     for server in (registry, proxy):
         _serve(server)
     return Loopback(int(proxy.server_address[1]), registry_port, ca.cert, (proxy, registry))
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (the "dead proxy" of the broken-value part of the demo)."""
-    with contextlib.closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_kubernetes(workdir: Path) -> Any:

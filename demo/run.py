@@ -176,9 +176,9 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
     from eks_proxy.report import redact, trim, user_data_diff
     from eks_proxy.scope import Scope
 
-    from demo.loopback import Loopback, closed_port, start_kubernetes, start_loopback
+    from demo.loopback import Loopback, start_kubernetes, start_loopback
     from demo.scenario import CASES, CLUSTER, FIRST_PROXY, NEW_PROXY, build_demo_world
-    from tests.conftest import MotoServer, load_handler
+    from tests.conftest import MotoServer, free_port, load_handler
     from tests.integration import moto_eks_updates, moto_lambda_handlers
     from tests.integration.engine_world import PARAMETER, FakeContext
     from tests.integration.test_rules import make_router
@@ -360,7 +360,7 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
         broken_ok = True
         if loopback:
             report.section("7. A broken value: the preflight stops it before anything changes")
-            dead = f"http://127.0.0.1:{closed_port()}"
+            dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the dead proxy
             broken_version = world.put_proxy(dead)
             report(
                 f"  PutParameter {PARAMETER} --overwrite = {dead}  (version {broken_version}: nothing listens there)"

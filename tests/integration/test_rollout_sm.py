@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -118,6 +119,24 @@ def steps(action: str) -> list[dict[str, Any]]:
     return [
         e for name, e in moto_lambda_handlers.INVOCATIONS if name == "eks-proxy-rollout-step" and e["action"] == action
     ]
+
+
+def finish_their_update_when(reached: Callable[[], bool], eks: Any, nodegroup: str, update_id: str) -> threading.Thread:
+    """A thread that waits (60 s at most) until `reached()`, then until someone else's update of `nodegroup` in
+    "prod" leaves InProgress (the scripted update finishes as it is polled)."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not reached():
+            time.sleep(0.05)
+        while eks.describe_update(name="prod", nodegroupName=nodegroup, updateId=update_id)["update"]["status"] == (
+            "InProgress"
+        ):
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def update_calls(nodegroup: str) -> list[str]:
@@ -414,7 +433,6 @@ def test_a_nodegroup_being_updated_is_refreshed_from_the_version_it_ends_on(worl
     """Someone rolls ng-a to a new launch template version of their own while our rollout starts: the refresh waits
     for that update instead of building on the version it replaces (which would revert their change), and makes
     exactly one version, from theirs."""
-    import threading
 
     ec2, eks = world.clients["ec2"], world.clients["eks"]
     template = world.templates["prod-ng-a"]
@@ -427,18 +445,10 @@ def test_a_nodegroup_being_updated_is_refreshed_from_the_version_it_ends_on(worl
     )["update"]["id"]
     moto_eks_updates.CALLS.clear()
 
-    def finish_their_update() -> None:
-        # Only once our rollout has reached ng-a (refreshed twice = waited, or tried to start its update).
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(steps("refresh")) < 2 and not steps("start_update"):
-            time.sleep(0.05)
-        while eks.describe_update(name="prod", nodegroupName="ng-a", updateId=theirs)["update"]["status"] == (
-            "InProgress"
-        ):
-            time.sleep(0.05)
-
-    helper = threading.Thread(target=finish_their_update, daemon=True)
-    helper.start()
+    # Only once our rollout has reached ng-a (refreshed twice = waited, or tried to start its update).
+    helper = finish_their_update_when(
+        lambda: len(steps("refresh")) >= 2 or bool(steps("start_update")), eks, "ng-a", theirs
+    )
     execution = finished(world, dispatch(world)["execution_arn"])
     helper.join(timeout=60)
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
@@ -480,7 +490,6 @@ def test_a_nodegroup_update_by_someone_else_still_in_progress_gets_the_proxy_onc
     """The CloudTrail event of someone's UpdateNodegroupVersion arrives while their update still runs: the node
     group still reports the (up-to-date) version it is leaving. Dispatch must not call that up to date: the version it
     lands on has no proxy. The rollout waits for their update and injects into their version."""
-    import threading
 
     first = finished(world, dispatch(world)["execution_arn"])
     assert first["status"] == "SUCCEEDED", first.get("cause")  # every node group on our version 2
@@ -502,17 +511,7 @@ def test_a_nodegroup_update_by_someone_else_still_in_progress_gets_the_proxy_onc
     started = module.lambda_handler(event, FakeContext())
     assert started["status"] == "started", started
 
-    def finish_their_update() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(steps("refresh")) < 2:
-            time.sleep(0.05)
-        while eks.describe_update(name="prod", nodegroupName="ng-a", updateId=theirs)["update"]["status"] == (
-            "InProgress"
-        ):
-            time.sleep(0.05)
-
-    helper = threading.Thread(target=finish_their_update, daemon=True)
-    helper.start()
+    helper = finish_their_update_when(lambda: len(steps("refresh")) >= 2, eks, "ng-a", theirs)
     execution = finished(world, started["execution_arn"])
     helper.join(timeout=60)
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
