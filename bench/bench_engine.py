@@ -90,10 +90,10 @@ def aws_figures() -> list[tuple[str, str]]:
     )
     from eks_proxy.aws import AwsClients
     from eks_proxy.config import Settings
-    from eks_proxy.plan import plan_scope
-    from eks_proxy.proxy_value import parse_proxy_value
-    from eks_proxy.rollout import StepContext, run_step
-    from eks_proxy.scope import Scope
+    from eks_proxy.engine.plan import plan_scope
+    from eks_proxy.engine.scope import Scope
+    from eks_proxy.engine.steps import StepContext, run_step
+    from eks_proxy.proxy.value import parse_proxy_value
 
     from tests.conftest import MotoServer
     from tests.integration import moto_eks_updates

@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 import time
 
-from eks_proxy.no_proxy import NodeContext
-from eks_proxy.node_os import NodeOS
-from eks_proxy.proxy_value import parse_proxy_value
-from eks_proxy.userdata import inject, render_userdata
+from eks_proxy.proxy.no_proxy import NodeContext
+from eks_proxy.proxy.value import parse_proxy_value
+from eks_proxy.userdata.merge import inject, render_userdata
+from eks_proxy.userdata.node_os import NodeOS
 
 CONFIG = parse_proxy_value("http://10.0.0.10:3128")
 CONTEXT = NodeContext(

@@ -43,7 +43,7 @@ def _ms(seconds: float) -> str:
 def _preflight_figures(work: Path) -> list[tuple[str, str]]:
     if not all(shutil.which(t) for t in ("tinyproxy", "docker-registry", "openssl")):
         return [("preflight (loopback tinyproxy + TLS registry)", "not measured: tinyproxy/docker-registry missing")]
-    from eks_proxy.preflight import probe_registry
+    from eks_proxy.checks.preflight import probe_registry
 
     from tests.integration.nodesim.pki import issue_cert, make_ca
     from tests.integration.nodesim.services import start_registry, start_tinyproxy
@@ -80,8 +80,8 @@ def _testbed_figures(work: Path) -> list[tuple[str, str]]:
     tools = ("tinyproxy", "docker-registry", "skopeo", "ip", "unshare", "openssl", "curl")
     if os.geteuid() != 0 or not all(shutil.which(t) for t in tools):
         return [("preflight on the netns testbed", "not measured: needs root and the node-simulation tools")]
-    from eks_proxy.preflight import PreflightResult, preflight
-    from eks_proxy.proxy_value import parse_proxy_value
+    from eks_proxy.checks.preflight import PreflightResult, preflight
+    from eks_proxy.proxy.value import parse_proxy_value
 
     from tests.integration.nodesim.netns import run_in_netns
     from tests.integration.nodesim.testbed import REGISTRY_NAME, REGISTRY_PORT, start_testbed
@@ -112,8 +112,8 @@ def _verify_figures(work: Path) -> list[tuple[str, str]]:
     if not shutil.which("openssl"):
         return [("verification overhead per node", "not measured: openssl missing")]
     from botocore.credentials import Credentials
-    from eks_proxy.k8s import EksTokenSource, KubernetesClient
-    from eks_proxy.verify import verify_pulls
+    from eks_proxy.checks.kube_client import EksTokenSource, KubernetesClient
+    from eks_proxy.checks.verify import verify_pulls
 
     from tests.integration.fake_k8s import FakeKubernetes
     from tests.integration.nodesim.pki import issue_cert, make_ca

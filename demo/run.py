@@ -168,13 +168,13 @@ def _new_value(proxy_url: str) -> str:
 def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: bool = False) -> int:
     started_at = time.monotonic()
     from eks_proxy.aws import AwsClients
-    from eks_proxy.cli_plan import planned_changes
-    from eks_proxy.cli_status import find_rollouts, render_rollouts
+    from eks_proxy.cli.plan import planned_changes
+    from eks_proxy.cli.report import redact, trim, user_data_diff
+    from eks_proxy.cli.status import find_rollouts, render_rollouts
     from eks_proxy.config import Settings
-    from eks_proxy.plan import plan_scope
-    from eks_proxy.proxy_value import parse_proxy_value
-    from eks_proxy.report import redact, trim, user_data_diff
-    from eks_proxy.scope import Scope
+    from eks_proxy.engine.plan import plan_scope
+    from eks_proxy.engine.scope import Scope
+    from eks_proxy.proxy.value import parse_proxy_value
 
     from demo.loopback import Loopback, start_kubernetes, start_loopback
     from demo.scenario import CASES, CLUSTER, FIRST_PROXY, NEW_PROXY, build_demo_world
@@ -454,7 +454,7 @@ def _version_count(world: Any) -> int:
 
 def _preflight_output(sfn: Any, arn: str) -> str:
     """The Preflight state's result, from the execution history (what the console shows for that state)."""
-    from eks_proxy.report import redact
+    from eks_proxy.cli.report import redact
 
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     entered = False

@@ -1,7 +1,7 @@
 """DispatchFunction: one EventBridge event (SSM change, EKS/EC2 CloudTrail call, daily sweep) -> maybe one rollout.
 
 Thin: settings are parsed at cold start (a missing variable fails loudly here), no AWS call happens at import,
-everything else is `eks_proxy.dispatch.dispatch`. Logs are JSON with the event id as correlation id.
+everything else is `eks_proxy.engine.dispatch.dispatch`. Logs are JSON with the event id as correlation id.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws import AwsClients
 from eks_proxy.config import Settings
-from eks_proxy.dispatch import dispatch
-from eks_proxy.reconcile import Outcome
+from eks_proxy.engine.dispatch import dispatch
+from eks_proxy.engine.reconcile import Outcome
 
 SETTINGS = Settings.from_env(required=("CLUSTER_NAMES", "ALARM_TOPIC_ARN", "STATE_MACHINE_ARN"))
 logger = Logger()

@@ -20,10 +20,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
+from eks_proxy.checks.preflight import PreflightResult, invalid_value, preflight
 from eks_proxy.config import Settings
-from eks_proxy.preflight import PreflightResult, invalid_value, preflight
-from eks_proxy.proxy_value import ProxyValueError, parse_proxy_value
-from eks_proxy.task_input import ParameterRef, PreflightTask
+from eks_proxy.engine.contracts import ParameterRef, PreflightTask
+from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
 logger = Logger()
 metrics = Metrics()

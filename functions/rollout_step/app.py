@@ -1,6 +1,6 @@
 """RolloutStepFunction: one step of the rollout state machine, picked by the `action` field.
 
-Thin: settings at cold start, no AWS call at import, the actions live in `eks_proxy.rollout`. Named errors
+Thin: settings at cold start, no AWS call at import, the actions live in `eks_proxy.engine.steps`. Named errors
 (`NodegroupBusy`, `ThrottlingException`, `InvalidRolloutInput`) propagate so the state machine can retry or stop.
 """
 
@@ -14,8 +14,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws import AwsClients
 from eks_proxy.config import Settings
-from eks_proxy.plan import ContextCache
-from eks_proxy.rollout import NodegroupBusy, StepContext, ThrottlingException, run_step
+from eks_proxy.engine.plan import ContextCache
+from eks_proxy.engine.steps import NodegroupBusy, StepContext, ThrottlingException, run_step
 
 SETTINGS = Settings.from_env()
 logger = Logger()

@@ -16,10 +16,10 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from eks_proxy.checks.kube_client import EksTokenSource, KubernetesApiError, KubernetesClient, cluster_access
+from eks_proxy.checks.verify import Verification, VerificationError, nodegroup_node_names, verify_pulls
 from eks_proxy.config import Settings
-from eks_proxy.k8s import EksTokenSource, KubernetesApiError, KubernetesClient, cluster_access
-from eks_proxy.task_input import VerifyTask
-from eks_proxy.verify import Verification, VerificationError, nodegroup_node_names, verify_pulls
+from eks_proxy.engine.contracts import VerifyTask
 
 logger = Logger()
 metrics = Metrics()

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from eks_proxy.aws import AwsClients
 from eks_proxy.config import Settings
-from eks_proxy.plan import refresh_launch_template
-from eks_proxy.proxy_value import parse_proxy_value
+from eks_proxy.engine.plan import refresh_launch_template
+from eks_proxy.proxy.value import parse_proxy_value
 
 from demo.scenario import CASES, CLUSTER, FIRST_PROXY, build_demo_world
 from tests.conftest import MotoServer
@@ -28,7 +28,7 @@ from tests.integration.engine_world import World
 moto_eks_updates.install()
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
-COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli"]
+COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli.main"]
 IN_SCOPE = [c.nodegroup for c in CASES if c.expected != "out_of_scope"]
 
 

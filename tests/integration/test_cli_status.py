@@ -29,7 +29,7 @@ dispatch = rollout_sm.dispatch
 finished = rollout_sm.finished
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
-COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli"]
+COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli.main"]
 
 
 def status(*args: str) -> subprocess.CompletedProcess[str]:

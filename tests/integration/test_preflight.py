@@ -17,8 +17,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from eks_proxy.preflight import preflight, probe_registry
-from eks_proxy.proxy_value import parse_proxy_value
+from eks_proxy.checks.preflight import preflight, probe_registry
+from eks_proxy.proxy.value import parse_proxy_value
 
 from tests.conftest import MotoServer, free_port, load_handler, require_tool, structured_logs
 from tests.integration.nodesim.netns import run_in_netns

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from eks_proxy.userdata import find_fingerprint
+from eks_proxy.userdata.merge import find_fingerprint
 
 from tests.conftest import MotoServer, load_event, load_handler
 from tests.integration import moto_eks_updates, moto_lambda_handlers
@@ -335,7 +335,7 @@ def test_refresh_replayed_or_racing_makes_exactly_one_version(world: World) -> N
     ],
 )
 def test_validate_input_refuses_bad_input_with_one_line(world: World, change: dict[str, Any], message: str) -> None:
-    from eks_proxy.rollout import InvalidRolloutInput
+    from eks_proxy.engine.steps import InvalidRolloutInput
 
     step = load_handler("rollout_step", world.env())
     document = {

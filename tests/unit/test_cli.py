@@ -10,14 +10,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from eks_proxy.no_proxy import NodeContext
-from eks_proxy.node_os import NodeOS
-from eks_proxy.proxy_value import parse_proxy_value
-from eks_proxy.userdata import find_fingerprint, render_userdata
+from eks_proxy.proxy.no_proxy import NodeContext
+from eks_proxy.proxy.value import parse_proxy_value
+from eks_proxy.userdata.merge import find_fingerprint, render_userdata
+from eks_proxy.userdata.node_os import NodeOS
 
 HERE = Path(__file__).resolve().parent
 CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
-COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli"]
+COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli.main"]
 BASE = ["--region", "eu-west-1", "--service-cidr", "172.20.0.0/16", "--vpc-cidr", "10.0.0.0/16"]
 EXISTING = (
     b'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="==B=="\n\n'

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from eks_proxy.no_proxy import NodeContext, NodeContextError, compute_no_proxy
-from eks_proxy.proxy_value import parse_proxy_value
+from eks_proxy.proxy.no_proxy import NodeContext, NodeContextError, compute_no_proxy
+from eks_proxy.proxy.value import parse_proxy_value
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from eks_proxy.node_os import NodeOS, node_os_for
+from eks_proxy.userdata.node_os import NodeOS, node_os_for
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from eks_proxy.proxy_value import MAX_VALUE_BYTES, ProxyConfig, ProxyValueError, parse_proxy_value
+from eks_proxy.proxy.value import MAX_VALUE_BYTES, ProxyConfig, ProxyValueError, parse_proxy_value
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from eks_proxy.no_proxy import NodeContext
-from eks_proxy.node_os import NodeOS
-from eks_proxy.proxy_value import parse_proxy_value
-from eks_proxy.reconcile import (
+from eks_proxy.engine.reconcile import (
     NO_TEMPLATE_REMEDY,
     Decision,
     LaunchTemplateRef,
@@ -20,7 +17,10 @@ from eks_proxy.reconcile import (
     reconcile_nodegroup,
     version_description,
 )
-from eks_proxy.userdata import desired_fingerprint, find_fingerprint, render_userdata
+from eks_proxy.proxy.no_proxy import NodeContext
+from eks_proxy.proxy.value import parse_proxy_value
+from eks_proxy.userdata.merge import desired_fingerprint, find_fingerprint, render_userdata
+from eks_proxy.userdata.node_os import NodeOS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -250,8 +250,8 @@ def test_reconcile_is_idempotent(ami_type: str, host: str, port: int, start_empt
 def test_basis_version_is_stable_while_the_rollout_progresses() -> None:
     """Before: v3 (someone else's) -> basis 3. After rolling to our v4 "from v3" -> still basis 3."""
     from eks_proxy.aws.ssm import ParameterValue
-    from eks_proxy.plan import execution_name
-    from eks_proxy.scope import Scope
+    from eks_proxy.engine.plan import execution_name
+    from eks_proxy.engine.scope import Scope
 
     before = decide(nodegroup())
     assert before.new_user_data is not None and before.desired_fingerprint is not None

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from eks_proxy.no_proxy import NodeContext, compute_no_proxy
-from eks_proxy.node_os import NodeOS
-from eks_proxy.proxy_value import parse_proxy_value
-from eks_proxy.render import proxy_environment
-from eks_proxy.render.al2023 import NODECONFIG_CONTENT_TYPE
-from eks_proxy.render.boothook import boothook_script
-from eks_proxy.render.bottlerocket import https_proxy_setting
-from eks_proxy.userdata import desired_fingerprint, render_userdata
+from eks_proxy.proxy.no_proxy import NodeContext, compute_no_proxy
+from eks_proxy.proxy.value import parse_proxy_value
+from eks_proxy.userdata.merge import desired_fingerprint, render_userdata
+from eks_proxy.userdata.node_os import NodeOS
+from eks_proxy.userdata.render import proxy_environment
+from eks_proxy.userdata.render.al2023 import NODECONFIG_CONTENT_TYPE
+from eks_proxy.userdata.render.boothook import boothook_script
+from eks_proxy.userdata.render.bottlerocket import https_proxy_setting
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -315,12 +315,12 @@ def test_boothook_is_valid_posix_sh(tmp_path: Path, node_os: NodeOS) -> None:
 @pytest.mark.parametrize(
     "module_name",
     [
-        "eks_proxy.proxy_value",
-        "eks_proxy.no_proxy",
-        "eks_proxy.node_os",
-        "eks_proxy.userdata",
-        "eks_proxy.render.boothook",
-        "eks_proxy.render.bottlerocket",
+        "eks_proxy.proxy.value",
+        "eks_proxy.proxy.no_proxy",
+        "eks_proxy.userdata.node_os",
+        "eks_proxy.userdata.merge",
+        "eks_proxy.userdata.render.boothook",
+        "eks_proxy.userdata.render.bottlerocket",
     ],
 )
 def test_docstring_examples_are_true(module_name: str) -> None:

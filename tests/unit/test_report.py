@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from eks_proxy import report
-from eks_proxy.reconcile import Decision, LaunchTemplateRef, Outcome
-from eks_proxy.report import PlannedChange, describe, redact, summary, trim, user_data_diff
+from eks_proxy.cli import report
+from eks_proxy.cli.report import PlannedChange, describe, redact, summary, trim, user_data_diff
+from eks_proxy.engine.reconcile import Decision, LaunchTemplateRef, Outcome
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_a_long_line_is_redacted_in_bounded_time_and_long_keys_are_still_masked(
     # The secret-key pattern had two unbounded runs around the keyword: a 16 KB line such as "token-token-..." took
     # cubic time (6 KB: 70 s), hanging `eks-proxy plan` on a launch template's user data. Run in a process, so the
     # old behaviour fails instead of hanging.
-    code = "from eks_proxy.report import redact\nfor line in ('token-' * 2700, 'auth' * 4000): redact(line)\n"
+    code = "from eks_proxy.cli.report import redact\nfor line in ('token-' * 2700, 'auth' * 4000): redact(line)\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     long_key = "X" * 100 + "_PASSWORD=hunter2"

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import eks_proxy.task_input
+import eks_proxy.engine.contracts
 import pytest
-from eks_proxy.task_input import ParameterRef, PreflightTask, ValidationError, VerifyTask
+from eks_proxy.engine.contracts import ParameterRef, PreflightTask, ValidationError, VerifyTask
 
 REPO = Path(__file__).resolve().parents[2]
 VERIFY = {"cluster": "prod", "nodegroup": "ng-a", "image": "busybox:1.36", "namespace": "verify", "timeout_seconds": 60}
@@ -141,7 +141,7 @@ def test_error_keeps_its_name_for_the_state_machine() -> None:
 
 
 def test_docstring_examples() -> None:
-    assert doctest.testmod(eks_proxy.task_input).failed == 0
+    assert doctest.testmod(eks_proxy.engine.contracts).failed == 0
 
 
 @pytest.mark.parametrize("function", ["preflight", "verify"])

@@ -11,10 +11,9 @@ import sys
 import tomllib
 
 import pytest
-from eks_proxy.no_proxy import NodeContext
-from eks_proxy.node_os import NodeOS
-from eks_proxy.proxy_value import parse_proxy_value
-from eks_proxy.userdata import (
+from eks_proxy.proxy.no_proxy import NodeContext
+from eks_proxy.proxy.value import parse_proxy_value
+from eks_proxy.userdata.merge import (
     USER_DATA_LIMIT,
     InjectResult,
     UserDataError,
@@ -23,6 +22,7 @@ from eks_proxy.userdata import (
     inject,
     render_userdata,
 )
+from eks_proxy.userdata.node_os import NodeOS
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -216,10 +216,10 @@ def test_unrecognizable_user_data_after_blank_lines_is_refused_at_once() -> None
     # leading blank line doubled the time (26 lines: 5 s; 40: hours), so a script without a shebang after some
     # blank lines hung the reconcile of a whole scope. Run in a process, so the old behaviour fails instead of hanging.
     code = (
-        "from eks_proxy.no_proxy import NodeContext\n"
-        "from eks_proxy.node_os import NodeOS\n"
-        "from eks_proxy.proxy_value import parse_proxy_value\n"
-        "from eks_proxy.userdata import UserDataError, inject\n"
+        "from eks_proxy.proxy.no_proxy import NodeContext\n"
+        "from eks_proxy.userdata.node_os import NodeOS\n"
+        "from eks_proxy.proxy.value import parse_proxy_value\n"
+        "from eks_proxy.userdata.merge import UserDataError, inject\n"
         "for blank in (b'\\n', b' \\n', b'\\r\\n', b'# note\\n'):\n"
         "    try:\n"
         "        inject(blank * 60 + b'echo hi\\n', parse_proxy_value('p:1'), NodeContext('eu-west-1'), NodeOS.AL2)\n"
@@ -410,8 +410,8 @@ def test_fingerprint_covers_proxy_context_and_os() -> None:
 
 def test_fingerprint_is_stable_across_processes() -> None:
     code = (
-        "from eks_proxy.no_proxy import NodeContext; from eks_proxy.node_os import NodeOS;"
-        "from eks_proxy.proxy_value import parse_proxy_value; from eks_proxy.userdata import desired_fingerprint;"
+        "from eks_proxy.proxy.no_proxy import NodeContext; from eks_proxy.userdata.node_os import NodeOS;"
+        "from eks_proxy.proxy.value import parse_proxy_value; from eks_proxy.userdata.merge import desired_fingerprint;"
         "print(desired_fingerprint(parse_proxy_value('http://10.0.0.10:3128'),"
         "NodeContext('eu-west-1', '172.20.0.0/16', None, ('10.0.0.0/16',)), NodeOS.AL2023))"
     )

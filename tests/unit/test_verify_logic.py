@@ -5,12 +5,12 @@ from __future__ import annotations
 import doctest
 from typing import Any
 
-import eks_proxy.k8s
-import eks_proxy.preflight
-import eks_proxy.verify
+import eks_proxy.checks.kube_client
+import eks_proxy.checks.preflight
+import eks_proxy.checks.verify
 import pytest
-from eks_proxy.preflight import parse_registry
-from eks_proxy.verify import classify_pod, kubelet_message, verification_pod
+from eks_proxy.checks.preflight import parse_registry
+from eks_proxy.checks.verify import classify_pod, kubelet_message, verification_pod
 
 
 def _pod(phase: str = "Pending", reason: str = "", image_id: str = "", state: dict[str, Any] | None = None) -> Any:
@@ -98,7 +98,7 @@ def test_registry_probe_must_be_host_port(bad: str) -> None:
         parse_registry(bad)
 
 
-@pytest.mark.parametrize("module", [eks_proxy.preflight, eks_proxy.k8s, eks_proxy.verify])
+@pytest.mark.parametrize("module", [eks_proxy.checks.preflight, eks_proxy.checks.kube_client, eks_proxy.checks.verify])
 def test_docstring_examples(module: Any) -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0

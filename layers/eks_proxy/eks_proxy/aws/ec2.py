@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_proxy.aws import error_code
-from eks_proxy.reconcile import LaunchTemplateRef, TemplateVersion, client_token, version_description
+from eks_proxy.engine.reconcile import LaunchTemplateRef, TemplateVersion, client_token, version_description
 
 # Error codes meaning "this launch template or version does not exist (any more)".
 _GONE = {

@@ -11,7 +11,7 @@ PreflightTask(parameter=ParameterRef(name='/eks-proxy/config', version=3), regis
 >>> VerifyTask.from_event({"cluster": "prod", "nodegroup": "ng a"})
 Traceback (most recent call last):
 ...
-eks_proxy.task_input.ValidationError: nodegroup must match ^[0-9A-Za-z][A-Za-z0-9_-]*$, got 'ng a'
+eks_proxy.engine.contracts.ValidationError: nodegroup must match ^[0-9A-Za-z][A-Za-z0-9_-]*$, got 'ng a'
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from eks_proxy.proxy_value import ProxyConfig, is_hostname
+from eks_proxy.proxy.value import ProxyConfig, is_hostname
 
 LOCAL_ENTRIES: tuple[str, ...] = (
     "localhost",
@@ -124,7 +124,7 @@ def _cidr(raw: str, what: str) -> str:
 def compute_no_proxy(config: ProxyConfig, context: NodeContext) -> tuple[str, ...]:
     """The NO_PROXY entries for a node, in their fixed order, without duplicates.
 
-    >>> from eks_proxy.proxy_value import parse_proxy_value
+    >>> from eks_proxy.proxy.value import parse_proxy_value
     >>> compute_no_proxy(parse_proxy_value("proxy:3128"), NodeContext("eu-west-1"))[8:10]
     ('10.100.0.0/16', '172.20.0.0/16')
     """

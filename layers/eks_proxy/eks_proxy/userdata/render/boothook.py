@@ -14,7 +14,7 @@ answered with 200 must not turn "1" or "1.0" into NO_PROXY entries, which Go wou
 
 from __future__ import annotations
 
-from eks_proxy.render import ProxyEnvironment, marker_comment
+from eks_proxy.userdata.render import ProxyEnvironment, marker_comment
 
 ENV_FILE = "/etc/eks-proxy/proxy.env"
 # Sorts after other drop-ins: for the same variable, the EnvironmentFile= read last wins, and a leftover
@@ -26,7 +26,7 @@ IMDS = "http://169.254.169.254/latest"
 def boothook_script(env: ProxyEnvironment, fingerprint: str, units: tuple[str, ...]) -> str:
     """A POSIX sh boothook that gives ``units`` the proxy environment (works under ``set -u``).
 
-    >>> from eks_proxy.render import ProxyEnvironment
+    >>> from eks_proxy.userdata.render import ProxyEnvironment
     >>> boothook_script(ProxyEnvironment("http://p:1", "http://p:1", ("localhost",)), "0" * 16, ("kubelet",))[:9]
     '#!/bin/sh'
     """

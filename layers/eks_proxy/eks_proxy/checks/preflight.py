@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from eks_proxy.proxy_value import ProxyConfig
+from eks_proxy.proxy.value import ProxyConfig
 
 Outcome = Literal[
     "ok",

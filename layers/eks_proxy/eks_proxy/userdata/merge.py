@@ -28,12 +28,12 @@ import json
 import re
 from dataclasses import dataclass
 
-from eks_proxy import mime
-from eks_proxy.no_proxy import NodeContext
-from eks_proxy.node_os import NodeOS
-from eks_proxy.proxy_value import ProxyConfig
-from eks_proxy.render import MARKER_RE, RENDERER_VERSION, RenderedPart, al2, al2023, proxy_environment
-from eks_proxy.render.bottlerocket import BottlerocketError, apply_settings
+from eks_proxy.proxy.no_proxy import NodeContext
+from eks_proxy.proxy.value import ProxyConfig
+from eks_proxy.userdata import mime
+from eks_proxy.userdata.node_os import NodeOS
+from eks_proxy.userdata.render import MARKER_RE, RENDERER_VERSION, RenderedPart, al2, al2023, proxy_environment
+from eks_proxy.userdata.render.bottlerocket import BottlerocketError, apply_settings
 
 USER_DATA_LIMIT = 16384
 BOUNDARY = b"//"  # as in the EC2 documentation's MIME examples; short, and user data is size-limited
@@ -104,7 +104,7 @@ def render_userdata(config: ProxyConfig, context: NodeContext, node_os: NodeOS) 
 def inject(existing: bytes | str, config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> InjectResult:
     """Merge our proxy configuration into ``existing`` user data (see the module docstring for the rules).
 
-    >>> from eks_proxy.proxy_value import parse_proxy_value
+    >>> from eks_proxy.proxy.value import parse_proxy_value
     >>> cfg, ctx = parse_proxy_value("proxy:3128"), NodeContext("eu-west-1")
     >>> once = inject(b"#!/bin/bash\\necho hi\\n", cfg, ctx, NodeOS.AL2023)
     >>> once.changed, inject(once.user_data, cfg, ctx, NodeOS.AL2023).changed

@@ -20,11 +20,11 @@ from botocore.exceptions import ClientError
 from eks_proxy.aws import AwsClients, error_code
 from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
 from eks_proxy.config import Settings
-from eks_proxy.events import EventError, Trigger, parse_trigger
-from eks_proxy.plan import execution_input, execution_name, plan_scope
-from eks_proxy.proxy_value import ProxyValueError, parse_proxy_value
-from eks_proxy.reconcile import Decision, Outcome
-from eks_proxy.scope import Ignored, scope_for
+from eks_proxy.engine.events import EventError, Trigger, parse_trigger
+from eks_proxy.engine.plan import execution_input, execution_name, plan_scope
+from eks_proxy.engine.reconcile import Decision, Outcome
+from eks_proxy.engine.scope import Ignored, scope_for
+from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
 Log = Callable[[str, Mapping[str, Any]], None]
 MORE = "more-"  # execution name prefix of a batch that RolloutSucceededRule continues (template.yaml)

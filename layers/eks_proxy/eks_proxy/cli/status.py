@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from eks_proxy.cli import CliError, Subparsers
-from eks_proxy.cli_plan import run_aws
+from eks_proxy.cli.main import CliError, Subparsers
+from eks_proxy.cli.plan import run_aws
 
 DEFAULT_STACK = "eks-proxy"
 STACK_OUTPUT = "RolloutStateMachineArn"

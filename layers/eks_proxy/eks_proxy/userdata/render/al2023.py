@@ -16,8 +16,8 @@ override ours. EKS appends its own part after all of them (it sets no environmen
 
 from __future__ import annotations
 
-from eks_proxy.render import ProxyEnvironment, RenderedPart, marker_comment
-from eks_proxy.render.boothook import boothook_script
+from eks_proxy.userdata.render import ProxyEnvironment, RenderedPart, marker_comment
+from eks_proxy.userdata.render.boothook import boothook_script
 
 NODECONFIG_CONTENT_TYPE = "application/node.eks.aws"
 UNITS = ("containerd", "kubelet")

@@ -9,7 +9,7 @@ or stdin when FILE is ``-`` or omitted; raw or base64) and writes it back with t
 refreshed, in the same encoding. Exit 0 on success; on bad input exit 2 with nothing on stdout and exactly one line
 ``eks-proxy: error: ...`` on stderr (argparse usage errors included).
 
-More commands plug in without editing this file: any module ``eks_proxy.cli_<name>`` exposing
+More commands plug in without editing this file: any module ``eks_proxy.cli.<name>`` exposing
 ``register(subparsers) -> None`` is loaded; it adds its parser and sets ``handler=<function(args) -> int>`` with
 ``set_defaults``. A handler raising ``ValueError`` (or :class:`CliError`) gets the same one-line exit 2.
 """
@@ -28,10 +28,10 @@ from types import ModuleType
 from typing import Any, NoReturn, TypeAlias
 
 import eks_proxy
-from eks_proxy.no_proxy import NodeContext
-from eks_proxy.node_os import NodeOS
-from eks_proxy.proxy_value import ProxyConfig, parse_proxy_value, validate_no_proxy_entry
-from eks_proxy.userdata import inject, render_userdata
+from eks_proxy.proxy.no_proxy import NodeContext
+from eks_proxy.proxy.value import ProxyConfig, parse_proxy_value, validate_no_proxy_entry
+from eks_proxy.userdata.merge import inject, render_userdata
+from eks_proxy.userdata.node_os import NodeOS
 
 PROG = "eks-proxy"
 EXIT_USAGE = 2
@@ -55,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser: built-in commands plus every ``eks_proxy.cli_<name>`` module's ``register``."""
+    """The full parser: built-in commands plus every ``eks_proxy.cli.<name>`` module's ``register``."""
     parser = _Parser(prog=PROG, description="Keeps the HTTP(S) proxy configuration of EKS managed node groups right.")
     parser.add_argument("--version", action="version", version=f"{PROG} {eks_proxy.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -133,11 +133,13 @@ def _write(data: bytes) -> None:
 
 
 def _command_modules() -> list[ModuleType]:
-    """Every ``eks_proxy.cli_<name>`` module with a ``register`` function, in name order."""
+    """Every other ``eks_proxy.cli.<name>`` module with a ``register`` function, in name order."""
+    import eks_proxy.cli as package
+
     modules = []
-    for info in sorted(pkgutil.iter_modules(eks_proxy.__path__), key=lambda m: m.name):
-        if info.name.startswith("cli_"):
-            module = importlib.import_module(f"eks_proxy.{info.name}")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name not in {"main", "report"}:
+            module = importlib.import_module(f"eks_proxy.cli.{info.name}")
             if callable(getattr(module, "register", None)):
                 modules.append(module)
     return modules

@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from eks_proxy.cli import PROG, CliError, Subparsers
+from eks_proxy.cli.main import PROG, CliError, Subparsers
 
 if TYPE_CHECKING:  # the AWS side is imported when a command runs: `eks-proxy render` starts without botocore
     from eks_proxy.aws import AwsClients
-    from eks_proxy.reconcile import Decision
-    from eks_proxy.report import PlannedChange
+    from eks_proxy.cli.report import PlannedChange
+    from eks_proxy.engine.reconcile import Decision
 
 DEFAULT_PARAMETER = "/eks-proxy/config"
 EXIT_CHANGES = 3
@@ -86,7 +86,7 @@ def run_aws(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
 def _user_data(clients: AwsClients, decision: Decision, version: int | None) -> bytes | None:
     from eks_proxy.aws.ec2 import get_template_version
-    from eks_proxy.reconcile import decode_user_data
+    from eks_proxy.engine.reconcile import decode_user_data
 
     lt = decision.launch_template
     if lt is None or version is None:
@@ -97,8 +97,8 @@ def _user_data(clients: AwsClients, decision: Decision, version: int | None) -> 
 
 def planned_changes(clients: AwsClients, decisions: list[Decision]) -> list[PlannedChange]:
     """Each decision with the user data before and after (read only for node groups that would change)."""
-    from eks_proxy.reconcile import Outcome, decode_user_data
-    from eks_proxy.report import PlannedChange
+    from eks_proxy.cli.report import PlannedChange
+    from eks_proxy.engine.reconcile import Outcome, decode_user_data
 
     changes = []
     for d in decisions:
@@ -143,11 +143,11 @@ def _check_nodegroup(clients: AwsClients, cluster: str, nodegroup: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from eks_proxy.aws import AwsClients
     from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+    from eks_proxy.cli.report import describe, summary
     from eks_proxy.config import Settings
-    from eks_proxy.plan import ContextCache, plan_scope
-    from eks_proxy.proxy_value import parse_proxy_value
-    from eks_proxy.report import describe, summary
-    from eks_proxy.scope import Scope
+    from eks_proxy.engine.plan import ContextCache, plan_scope
+    from eks_proxy.engine.scope import Scope
+    from eks_proxy.proxy.value import parse_proxy_value
 
     clusters = tuple(dict.fromkeys(args.cluster))
     if args.nodegroup and len(clusters) != 1:

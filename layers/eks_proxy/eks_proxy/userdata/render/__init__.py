@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from eks_proxy.no_proxy import NodeContext, compute_no_proxy
-from eks_proxy.proxy_value import ProxyConfig
+from eks_proxy.proxy.no_proxy import NodeContext, compute_no_proxy
+from eks_proxy.proxy.value import ProxyConfig
 
 # Bump when anything we write changes: every node group then gets a refresh (the fingerprint covers it).
 RENDERER_VERSION = "1"

@@ -23,12 +23,12 @@ from eks_proxy.aws.ec2 import create_template_version, get_template_version, lat
 from eks_proxy.aws.eks import NodegroupNotFound, describe_cluster, describe_nodegroup, list_nodegroups
 from eks_proxy.aws.ssm import ParameterValue
 from eks_proxy.config import Settings
-from eks_proxy.no_proxy import NodeContext
-from eks_proxy.proxy_value import ProxyConfig
-from eks_proxy.reconcile import Decision, NodegroupState, Outcome, reconcile_nodegroup
+from eks_proxy.engine.reconcile import Decision, NodegroupState, Outcome, reconcile_nodegroup
+from eks_proxy.proxy.no_proxy import NodeContext
+from eks_proxy.proxy.value import ProxyConfig
 
 if TYPE_CHECKING:
-    from eks_proxy.scope import Scope
+    from eks_proxy.engine.scope import Scope
 
 
 # DescribeNodegroup statuses while an update of the node group runs (its launch template version is about to move).

@@ -7,8 +7,8 @@ them in cloud-final. Docker is not configured: EKS has used containerd since 1.2
 
 from __future__ import annotations
 
-from eks_proxy.render import ProxyEnvironment, RenderedPart
-from eks_proxy.render.boothook import boothook_script
+from eks_proxy.userdata.render import ProxyEnvironment, RenderedPart
+from eks_proxy.userdata.render.boothook import boothook_script
 
 UNITS = ("containerd", "kubelet", "sandbox-image")
 

@@ -20,7 +20,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from eks_proxy.render import MARKER_RE, ProxyEnvironment, marker_text
+from eks_proxy.userdata.render import MARKER_RE, ProxyEnvironment, marker_text
 
 
 class BottlerocketError(ValueError):
@@ -36,7 +36,7 @@ def https_proxy_setting(env: ProxyEnvironment) -> str:
 def apply_settings(text: str, env: ProxyEnvironment, fingerprint: str) -> str:
     """``text`` (Bottlerocket user data TOML, possibly empty) with our two keys set; unchanged text when they are.
 
-    >>> from eks_proxy.render import ProxyEnvironment
+    >>> from eks_proxy.userdata.render import ProxyEnvironment
     >>> print(apply_settings("", ProxyEnvironment("http://p:1", "http://p:1", ("localhost",)), "0" * 16), end="")
     [settings.network]
     https-proxy = "p:1" # eks-proxy fingerprint=0000000000000000 (managed, do not edit)

@@ -5,7 +5,7 @@ date, roll to an existing version that already carries the desired configuration
 duplicates and our own CloudTrail echoes therefore change nothing: the second time round the answer is "up to date"
 or "roll the version you already made".
 
-The impure `plan_scope` / `refresh_launch_template` that read AWS and apply a decision live in `eks_proxy.plan`
+The impure `plan_scope` / `refresh_launch_template` that read AWS and apply a decision live in `eks_proxy.engine.plan`
 (they take the boto3 clients as arguments), so this module stays free of AWS.
 
 A version we create is recognisable by its description, `eks-proxy <fingerprint> from v<source version>`, and by the
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from eks_proxy.no_proxy import NodeContext
-from eks_proxy.node_os import NodeOS, node_os_for
-from eks_proxy.proxy_value import ProxyConfig
-from eks_proxy.userdata import UserDataError, desired_fingerprint, find_fingerprint, inject, render_userdata
+from eks_proxy.proxy.no_proxy import NodeContext
+from eks_proxy.proxy.value import ProxyConfig
+from eks_proxy.userdata.merge import UserDataError, desired_fingerprint, find_fingerprint, inject, render_userdata
+from eks_proxy.userdata.node_os import NodeOS, node_os_for
 
 NO_TEMPLATE_REMEDY = "recreate the node group with a launch template (EKS cannot add one to an existing node group)"
 # Node group states in which an update can never start (CREATING/UPDATING only delay it: the rollout waits).

@@ -46,9 +46,9 @@ from eks_proxy.aws import AwsClients, error_code
 from eks_proxy.aws.eks import describe_nodegroup, describe_update, update_nodegroup_version
 from eks_proxy.aws.ssm import ParameterNotFound, ParameterValue, read_parameter
 from eks_proxy.config import Settings
-from eks_proxy.plan import UPDATING_STATUSES, ContextCache, NodegroupUpdating, refresh_launch_template
-from eks_proxy.proxy_value import ProxyConfig, ProxyValueError, parse_proxy_value
-from eks_proxy.reconcile import LaunchTemplateRef, Outcome
+from eks_proxy.engine.plan import UPDATING_STATUSES, ContextCache, NodegroupUpdating, refresh_launch_template
+from eks_proxy.engine.reconcile import LaunchTemplateRef, Outcome
+from eks_proxy.proxy.value import ProxyConfig, ProxyValueError, parse_proxy_value
 
 TRIGGERS = frozenset({"ssm", "nodegroup", "launch_template", "sweep"})
 # EKS names: start with a letter or digit, then letters, digits, - and _ (clusters <= 100, node groups <= 63).

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from eks_proxy.k8s import KubernetesApiError, path
+from eks_proxy.checks.kube_client import KubernetesApiError, path
 
 NodeOutcome = Literal["pulled", "failed", "timeout"]
 
@@ -43,7 +43,7 @@ AFTER_PULL = frozenset({"CreateContainerConfigError", "CreateContainerError", "R
 
 
 class KubernetesApi(Protocol):
-    """What verification needs from a Kubernetes client (:class:`eks_proxy.k8s.KubernetesClient`)."""
+    """What verification needs from a Kubernetes client (:class:`eks_proxy.checks.kube_client.KubernetesClient`)."""
 
     def get(self, path: str, **query: str) -> dict[str, Any]: ...
 
