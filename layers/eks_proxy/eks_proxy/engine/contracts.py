@@ -1,10 +1,23 @@
-"""The task inputs the rollout state machine sends the preflight and verify functions, checked strictly.
+"""Every boundary's input and output as one typed model, checked strictly: the one place to look for a shape.
 
-Plain frozen dataclasses with explicit checks instead of pydantic models: importing pydantic and the Powertools
-parser cost a cold start ~60 ms for two tiny documents (issue 3). Unknown keys are ignored, a missing optional
-key or ``null`` means "use the function's default", and anything else wrong raises `ValidationError` with one
-line naming the field. Types are strict: ``"3"``, ``3.0`` and ``true`` are not integers (the state machine's
-``validate_input`` step already emits JSON integers).
+Boundaries: the preflight and verify task inputs (`PreflightTask`, `VerifyTask`), and the rollout step's building
+blocks (`NodegroupRef`, `ParameterRef`, `RefreshResult`, `UpdateRef`): the rollout step function's actions parse
+their input with these and return their ``to_output()``, so a shape is written once.
+
+Plain frozen dataclasses with explicit checks instead of pydantic models (importing pydantic and the Powertools
+parser cost a cold start more than all the rest of a handler). Unknown keys are ignored, a missing optional key or
+``null`` means "use the default", and anything else wrong raises `ValidationError` with one line naming the field.
+Types are strict: ``"3"``, ``3.0`` and ``true`` are not integers (the state machine's ``validate_input`` step
+already emits JSON integers).
+
+Rules for a new model (so the module stays one way of doing things):
+
+- read fields with the validators below (`document`, `string`, `integer`, `boolean`, `choice`, `required`,
+  `eks_name`): one integer validator, one EKS name pattern (`EKS_NAME`: clusters up to 100 characters, node groups
+  up to 63), one error format ``<field> must ..., got <value>``;
+- a model the rollout step reads raises `InvalidRolloutInput` (the error name the state machine stops on): decorate
+  its ``from_event`` with `rollout_input`, or call the step-side constructors (`NodegroupRef.from_step`);
+- a model the step returns has ONE ``to_output()`` building its JSON; never hand-build the same dict twice.
 
 >>> PreflightTask.from_event({"parameter": {"name": "/eks-proxy/config", "version": 3}, "registry": None})
 PreflightTask(parameter=ParameterRef(name='/eks-proxy/config', version=3), registry=None)
@@ -12,41 +25,85 @@ PreflightTask(parameter=ParameterRef(name='/eks-proxy/config', version=3), regis
 Traceback (most recent call last):
 ...
 eks_proxy.engine.contracts.ValidationError: nodegroup must match ^[0-9A-Za-z][A-Za-z0-9_-]*$, got 'ng a'
-"""
+>>> NodegroupRef.from_step({"cluster": "prod", "nodegroup": "ng a"})
+Traceback (most recent call last):
+...
+eks_proxy.engine.contracts.InvalidRolloutInput: invalid node group name: nodegroup must match ^[0-9A-Za-z][A-Za-z0-9_-]*$, got 'ng a'
+"""  # noqa: E501
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, overload
 
 _PARAMETER_NAME = re.compile(r"/?[A-Za-z0-9_.\-/]+")
-_NODEGROUP = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]*")
+# EKS cluster and node group names: a letter or digit, then letters, digits, - and _ (lengths: see below).
+EKS_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]*")
+CLUSTER_NAME_MAX = 100
+NODEGROUP_NAME_MAX = 63
 _NAMESPACE = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?)?")  # empty: the function's default namespace
+MAX_VERSION = 10**9  # a launch template or parameter version the step accepts
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class ValidationError(ValueError):
-    """A task input breaks its contract. Named like pydantic's error so the state machine sees the same name."""
+    """An input breaks its contract. Named like pydantic's error so the state machine sees the same name."""
 
 
-def _document(value: Any, where: str) -> Mapping[str, Any]:
+class InvalidRolloutInput(ValidationError):
+    """The rollout's execution input, a step input or the proxy value is invalid: the rollout changes nothing.
+
+    The state machine stops on this error name (Lambda reports the class name), so every step-side model raises it.
+    """
+
+
+def rollout_input(parse: Callable[P, T]) -> Callable[P, T]:
+    """Decorate a step-side ``from_event``: any `ValidationError` it raises becomes `InvalidRolloutInput`."""
+
+    @functools.wraps(parse)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return parse(*args, **kwargs)
+        except InvalidRolloutInput:
+            raise
+        except ValidationError as error:
+            raise InvalidRolloutInput(str(error)) from None
+
+    return wrapper
+
+
+# --- validators: each takes the value and the field's name, returns the checked value (None when absent/null) ---
+
+
+def document(value: Any, where: str) -> Mapping[str, Any]:
+    """``value`` as a JSON object."""
     if not isinstance(value, Mapping):
         raise ValidationError(f"{where} must be a JSON object, got {type(value).__name__}")
     return value
 
 
-def _string(
-    doc: Mapping[str, Any],
-    key: str,
-    where: str,
-    *,
-    max_length: int,
-    min_length: int = 0,
-    pattern: re.Pattern[str] | None = None,
+def required(value: T | None, where: str) -> T:
+    """``value`` unless it is ``None``."""
+    if value is None:
+        raise ValidationError(f"{where} is required")
+    return value
+
+
+def string(
+    value: Any, where: str, *, max_length: int, min_length: int = 0, pattern: re.Pattern[str] | None = None
 ) -> str | None:
-    """``doc[key]`` as a string within bounds; ``None`` when absent or null."""
-    value = doc.get(key)
+    """``value`` as a string within bounds (and matching ``pattern`` as a whole); ``None`` when null.
+
+    >>> string("abc", "name", max_length=2)
+    Traceback (most recent call last):
+    ...
+    eks_proxy.engine.contracts.ValidationError: name must have 0 to 2 characters, got 3
+    """
     if value is None:
         return None
     if not isinstance(value, str):
@@ -58,23 +115,55 @@ def _string(
     return value
 
 
-def _required(value: str | None, where: str) -> str:
-    if value is None:
-        raise ValidationError(f"{where} is required")
-    return value
+@overload
+def integer(value: Any, where: str, *, low: int, high: int | None = None, default: int) -> int: ...
+@overload
+def integer(value: Any, where: str, *, low: int, high: int | None = None, default: None = None) -> int | None: ...
+def integer(value: Any, where: str, *, low: int, high: int | None = None, default: int | None = None) -> int | None:
+    """``value`` as an integer from ``low`` to ``high`` (no upper bound: None); ``default`` when null.
 
+    The only integer check of the inputs: ``"3"``, ``3.0`` and ``true`` are refused.
 
-def _integer(doc: Mapping[str, Any], key: str, where: str, *, low: int, high: int | None = None) -> int | None:
-    """``doc[key]`` as an integer from ``low`` to ``high``; ``None`` when absent or null."""
-    value = doc.get(key)
+    >>> integer(None, "waits", low=0, default=0), integer(5, "waits", low=0, high=9)
+    (0, 5)
+    >>> integer(True, "waits", low=0, high=9)
+    Traceback (most recent call last):
+    ...
+    eks_proxy.engine.contracts.ValidationError: waits must be an integer from 0 to 9, got 'True'
+    """
     if value is None:
-        return None
+        return default
     bounds = f"from {low} to {high}" if high is not None else f">= {low}"
     if isinstance(value, bool) or not isinstance(value, int):  # bool is an int subclass in Python
         raise ValidationError(f"{where} must be an integer {bounds}, got {str(value)[:40]!r}")
     if value < low or (high is not None and value > high):
         raise ValidationError(f"{where} must be an integer {bounds}, got {value}")
     return value
+
+
+def boolean(value: Any, where: str, *, default: bool) -> bool:
+    """``value`` as a JSON boolean; ``default`` when null."""
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValidationError(f"{where} must be true or false")
+    return value
+
+
+def choice(value: Any, where: str, choices: Collection[str]) -> str:
+    """``value`` as one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValidationError(f"{where} must be one of {sorted(choices)}, got {str(value)[:40]!r}")
+    return value
+
+
+def eks_name(value: Any, where: str, *, max_length: int) -> str:
+    """A required EKS cluster (``max_length`` 100) or node group (63) name."""
+    name = string(value, where, min_length=1, max_length=max_length, pattern=EKS_NAME)
+    return required(name, where)
+
+
+# --- models ----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -87,9 +176,174 @@ class ParameterRef:
     @classmethod
     def from_event(cls, event: Any, where: str = "parameter") -> ParameterRef:
         """``{"name": "/eks-proxy/config", "version": 3}``; ``where`` prefixes the field names in errors."""
-        doc = _document(event, where)
-        name = _string(doc, "name", f"{where}.name", min_length=1, max_length=2048, pattern=_PARAMETER_NAME)
-        return cls(name=_required(name, f"{where}.name"), version=_integer(doc, "version", f"{where}.version", low=1))
+        doc = document(event, where)
+        name = string(doc.get("name"), f"{where}.name", min_length=1, max_length=2048, pattern=_PARAMETER_NAME)
+        return cls(
+            name=required(name, f"{where}.name"),
+            version=integer(doc.get("version"), f"{where}.version", low=1),
+        )
+
+    @classmethod
+    @rollout_input
+    def pinned(cls, event: Any, expected_name: str, where: str = "parameter") -> ParameterRef:
+        """Step side: the configured parameter (``expected_name``) at a required version; else InvalidRolloutInput."""
+        doc = document(event, where)
+        name = doc.get("name")
+        if name != expected_name:
+            raise ValidationError(f"{where} must be {expected_name!r}, got {str(name)[:100]!r}")
+        version = integer(doc.get("version"), f"{where}.version", low=1, high=MAX_VERSION)
+        return cls(name=expected_name, version=required(version, f"{where}.version"))
+
+    def to_output(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}
+
+
+@dataclass(frozen=True)
+class NodegroupRef:
+    """One managed node group, ``{"cluster", "nodegroup"}``: the identity every per-node-group step carries.
+
+    >>> NodegroupRef.from_step({"cluster": "prod", "nodegroup": "ng-a", "other": 1}).to_output()
+    {'cluster': 'prod', 'nodegroup': 'ng-a'}
+    """
+
+    cluster: str
+    nodegroup: str
+
+    @classmethod
+    def from_event(cls, event: Any, where: str = "") -> NodegroupRef:
+        """Task side (verify): errors name the field (``nodegroup must match ...``); ``where`` prefixes them."""
+        doc = document(event, where.rstrip(".") or "task input")
+        return cls(
+            cluster=eks_name(doc.get("cluster"), f"{where}cluster", max_length=CLUSTER_NAME_MAX),
+            nodegroup=eks_name(doc.get("nodegroup"), f"{where}nodegroup", max_length=NODEGROUP_NAME_MAX),
+        )
+
+    @classmethod
+    def from_step(cls, event: Any, where: str = "") -> NodegroupRef:
+        """Step side: the same checks, raising `InvalidRolloutInput` ``invalid cluster name: ...`` (or node group)."""
+        if not isinstance(event, Mapping):
+            raise InvalidRolloutInput("every node group must be an object {cluster, nodegroup}")
+        try:
+            cluster = eks_name(event.get("cluster"), f"{where}cluster", max_length=CLUSTER_NAME_MAX)
+        except ValidationError as error:
+            raise InvalidRolloutInput(f"invalid cluster name: {error}") from None
+        try:
+            nodegroup = eks_name(event.get("nodegroup"), f"{where}nodegroup", max_length=NODEGROUP_NAME_MAX)
+        except ValidationError as error:
+            raise InvalidRolloutInput(f"invalid node group name: {error}") from None
+        return cls(cluster, nodegroup)
+
+    @property
+    def label(self) -> str:
+        """``cluster/nodegroup``, as logs and summaries print it."""
+        return f"{self.cluster}/{self.nodegroup}"
+
+    def to_output(self) -> dict[str, str]:
+        return {"cluster": self.cluster, "nodegroup": self.nodegroup}
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    """The launch template a refresh worked on, ``{"id", "name"}`` (either may be null, not both)."""
+
+    id: str | None = None
+    name: str | None = None
+
+    def to_output(self) -> dict[str, str | None]:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """The output of the ``refresh`` step, and the ``refresh`` field later steps read back (`from_event`).
+
+    ``outcome`` is a reconcile outcome (``create_version``, ``roll_existing``, ``up_to_date``, ``out_of_scope``) or
+    one of the outcomes that wrote nothing (`not_refreshed`): ``waiting`` (with ``next_wait_seconds``) and
+    ``superseded``.
+
+    >>> RefreshResult.not_refreshed("superseded", "newer version", waits=0).to_output()["needs_update"]
+    False
+    """
+
+    outcome: str
+    needs_update: bool = False
+    reason: str = ""
+    remedy: str = ""
+    node_os: str | None = None
+    launch_template: TemplateRef | None = None
+    version_before: int | None = None
+    version_after: int | None = None
+    fingerprint: str | None = None
+    waits: int = 0
+    next_wait_seconds: int | None = None  # `waiting` only: when to refresh again
+
+    @classmethod
+    def not_refreshed(
+        cls, outcome: str, reason: str, *, waits: int, next_wait_seconds: int | None = None
+    ) -> RefreshResult:
+        """A refresh that wrote nothing and rolls nothing (``waiting``, ``superseded``)."""
+        return cls(outcome=outcome, reason=reason, waits=waits, next_wait_seconds=next_wait_seconds)
+
+    @classmethod
+    @rollout_input
+    def from_event(cls, event: Any, where: str = "refresh") -> RefreshResult:
+        """The ``refresh`` field of a later step's input (absent fields take their defaults; wrong types refused)."""
+        doc = document({} if event is None else event, where)
+        lt = doc.get("launch_template")
+        template = None
+        if lt is not None:
+            lt = document(lt, f"{where}.launch_template")
+            lt_id = string(lt.get("id"), f"{where}.launch_template.id", max_length=255)
+            lt_name = string(lt.get("name"), f"{where}.launch_template.name", max_length=255)
+            template = TemplateRef(lt_id, lt_name) if lt_id or lt_name else None
+        return cls(
+            outcome=string(doc.get("outcome"), f"{where}.outcome", max_length=40) or "",
+            needs_update=boolean(doc.get("needs_update"), f"{where}.needs_update", default=False),
+            reason=string(doc.get("reason"), f"{where}.reason", max_length=10_000) or "",
+            remedy=string(doc.get("remedy"), f"{where}.remedy", max_length=10_000) or "",
+            node_os=string(doc.get("node_os"), f"{where}.node_os", max_length=40),
+            launch_template=template,
+            version_before=integer(doc.get("version_before"), f"{where}.version_before", low=1, high=MAX_VERSION),
+            version_after=integer(doc.get("version_after"), f"{where}.version_after", low=1, high=MAX_VERSION),
+            fingerprint=string(doc.get("fingerprint"), f"{where}.fingerprint", max_length=256),
+            waits=integer(doc.get("waits"), f"{where}.waits", low=0, default=0),
+            next_wait_seconds=integer(doc.get("next_wait_seconds"), f"{where}.next_wait_seconds", low=0),
+        )
+
+    def to_output(self) -> dict[str, Any]:
+        """The step's JSON result (``next_wait_seconds`` only when set)."""
+        out: dict[str, Any] = {
+            "outcome": self.outcome,
+            "needs_update": self.needs_update,
+            "reason": self.reason,
+            "remedy": self.remedy,
+            "node_os": self.node_os,
+            "launch_template": self.launch_template.to_output() if self.launch_template else None,
+            "version_before": self.version_before,
+            "version_after": self.version_after,
+            "fingerprint": self.fingerprint,
+            "waits": self.waits,
+        }
+        if self.next_wait_seconds is not None:
+            out["next_wait_seconds"] = self.next_wait_seconds
+        return out
+
+
+@dataclass(frozen=True)
+class UpdateRef:
+    """The ``update`` field a poll reads back: ``{"update_id", "polls"}`` of the update ``start_update`` started."""
+
+    update_id: str
+    polls: int = 0
+
+    @classmethod
+    @rollout_input
+    def from_event(cls, event: Any, where: str = "update") -> UpdateRef:
+        doc = document({} if event is None else event, where)
+        update_id = string(doc.get("update_id"), f"{where}.update_id", min_length=1, max_length=200)
+        if update_id is None:
+            raise ValidationError(f"{where}.update_id is missing")
+        return cls(update_id, integer(doc.get("polls"), f"{where}.polls", low=0, default=0))
 
 
 @dataclass(frozen=True)
@@ -105,12 +359,12 @@ class PreflightTask:
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> PreflightTask:
         """The checked task, or `ValidationError` naming the first field that breaks the contract."""
-        doc = _document(event, "task input")
+        doc = document(event, "task input")
         if doc.get("parameter") is None:
             raise ValidationError("parameter is required")
         return cls(
             parameter=ParameterRef.from_event(doc["parameter"]),
-            registry=_string(doc, "registry", "registry", max_length=300),
+            registry=string(doc.get("registry"), "registry", max_length=300),
         )
 
 
@@ -131,13 +385,11 @@ class VerifyTask:
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> VerifyTask:
         """The checked task, or `ValidationError` naming the first field that breaks the contract."""
-        doc = _document(event, "task input")
-        cluster = _string(doc, "cluster", "cluster", min_length=1, max_length=100)
-        nodegroup = _string(doc, "nodegroup", "nodegroup", min_length=1, max_length=63, pattern=_NODEGROUP)
+        target = NodegroupRef.from_event(event)
         return cls(
-            cluster=_required(cluster, "cluster"),
-            nodegroup=_required(nodegroup, "nodegroup"),
-            image=_string(doc, "image", "image", max_length=512),
-            namespace=_string(doc, "namespace", "namespace", max_length=63, pattern=_NAMESPACE),
-            timeout_seconds=_integer(doc, "timeout_seconds", "timeout_seconds", low=0, high=840),
+            cluster=target.cluster,
+            nodegroup=target.nodegroup,
+            image=string(event.get("image"), "image", max_length=512),
+            namespace=string(event.get("namespace"), "namespace", max_length=63, pattern=_NAMESPACE),
+            timeout_seconds=integer(event.get("timeout_seconds"), "timeout_seconds", low=0, high=840),
         )

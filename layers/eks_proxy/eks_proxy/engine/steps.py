@@ -35,7 +35,6 @@ The proxy value never travels through the state machine: `refresh` reads the pin
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,24 +45,31 @@ from eks_proxy.aws import AwsClients, error_code
 from eks_proxy.aws.eks import describe_nodegroup, describe_update, update_nodegroup_version
 from eks_proxy.aws.ssm import ParameterNotFound, ParameterValue, read_parameter
 from eks_proxy.config import Settings
+from eks_proxy.engine.contracts import (
+    InvalidRolloutInput,
+    NodegroupRef,
+    ParameterRef,
+    RefreshResult,
+    TemplateRef,
+    UpdateRef,
+    ValidationError,
+    boolean,
+    choice,
+    integer,
+    required,
+    rollout_input,
+)
 from eks_proxy.engine.plan import UPDATING_STATUSES, ContextCache, NodegroupUpdating, refresh_launch_template
 from eks_proxy.engine.reconcile import LaunchTemplateRef, Outcome
 from eks_proxy.proxy.value import ProxyConfig, ProxyValueError, parse_proxy_value
 
 TRIGGERS = frozenset({"ssm", "nodegroup", "launch_template", "sweep"})
-# EKS names: start with a letter or digit, then letters, digits, - and _ (clusters <= 100, node groups <= 63).
-_CLUSTER = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
-_NODEGROUP = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,62}$")
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 MAX_NODEGROUPS = 1000
 MAX_CONCURRENCY = 40  # the inline Map's own limit
 MAX_POLL_SECONDS = 300
 POLL_BACKOFF = 1.5
 MAX_WAITS = 300  # refreshes waiting for someone else's update of a node group (~24 h at 300 s)
-
-
-class InvalidRolloutInput(ValueError):
-    """The execution input or the proxy value is invalid: nothing is changed."""
 
 
 class NodegroupBusy(RuntimeError):
@@ -106,27 +112,13 @@ def _aws(error: ClientError, cluster: str, nodegroup: str) -> Exception:
 
 
 def _target(event: Mapping[str, Any]) -> tuple[str, str]:
-    cluster, nodegroup = event.get("cluster"), event.get("nodegroup")
-    if not isinstance(cluster, str) or not _CLUSTER.match(cluster):
-        raise InvalidRolloutInput(f"invalid cluster name {str(cluster)[:100]!r}")
-    if not isinstance(nodegroup, str) or not _NODEGROUP.match(nodegroup):
-        raise InvalidRolloutInput(f"invalid node group name {str(nodegroup)[:100]!r}")
-    return cluster, nodegroup
-
-
-def _int(value: Any, what: str, low: int, high: int, default: int | None = None) -> int:
-    if value is None and default is not None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidRolloutInput(f"{what} must be an integer from {low} to {high}, got {str(value)[:40]!r}")
-    return value
+    ref = NodegroupRef.from_step(event)
+    return ref.cluster, ref.nodegroup
 
 
 def _pinned(step: StepContext, parameter: Mapping[str, Any]) -> tuple[str, int]:
-    name = parameter.get("name")
-    if name != step.settings.proxy_parameter_name:
-        raise InvalidRolloutInput(f"parameter must be {step.settings.proxy_parameter_name!r}, got {str(name)[:100]!r}")
-    return name, _int(parameter.get("version"), "parameter.version", 1, 10**9)
+    pinned = ParameterRef.pinned(parameter, step.settings.proxy_parameter_name)
+    return pinned.name, required(pinned.version, "parameter.version")
 
 
 def _read(step: StepContext, name: str, version: int | None) -> ParameterValue:
@@ -177,9 +169,7 @@ def validate_input(event: Mapping[str, Any], step: StepContext) -> dict[str, Any
     change_id = doc.get("change_id")
     if not isinstance(change_id, str) or not 0 < len(change_id) <= 128:
         raise InvalidRolloutInput("change_id must be a non-empty string of at most 128 characters")
-    trigger = doc.get("trigger")
-    if trigger not in TRIGGERS:
-        raise InvalidRolloutInput(f"trigger must be one of {sorted(TRIGGERS)}, got {str(trigger)[:40]!r}")
+    trigger = choice(doc.get("trigger"), "trigger", TRIGGERS)
     parameter = doc.get("parameter")
     if not isinstance(parameter, dict):
         raise InvalidRolloutInput("parameter must be an object with name and version")
@@ -191,19 +181,23 @@ def validate_input(event: Mapping[str, Any], step: StepContext) -> dict[str, Any
         raise InvalidRolloutInput(f"at most {MAX_NODEGROUPS} node groups per rollout")
     targets: list[dict[str, str]] = []
     for item in [canary, *rest]:
-        if not isinstance(item, dict):
-            raise InvalidRolloutInput("every node group must be an object {cluster, nodegroup}")
         cluster, nodegroup = _target(item)
         if cluster not in step.settings.cluster_names:
             raise InvalidRolloutInput(f"cluster {cluster!r} is not in CLUSTER_NAMES")
         if {"cluster": cluster, "nodegroup": nodegroup} in targets:
             raise InvalidRolloutInput(f"node group {cluster}/{nodegroup} is listed twice")
         targets.append({"cluster": cluster, "nodegroup": nodegroup})
-    rollback = doc.get("rollback_on_failure", step.settings.rollback_on_failure)
-    if not isinstance(rollback, bool):
-        raise InvalidRolloutInput("rollback_on_failure must be true or false")
-    concurrency = _int(doc.get("max_concurrency"), "max_concurrency", 1, MAX_CONCURRENCY, step.settings.max_concurrency)
-    wait_seconds = _int(doc.get("wait_seconds"), "wait_seconds", 0, 3600, step.settings.rollout_wait_seconds)
+    rollback = boolean(doc.get("rollback_on_failure"), "rollback_on_failure", default=step.settings.rollback_on_failure)
+    concurrency = integer(
+        doc.get("max_concurrency"),
+        "max_concurrency",
+        low=1,
+        high=MAX_CONCURRENCY,
+        default=step.settings.max_concurrency,
+    )
+    wait_seconds = integer(
+        doc.get("wait_seconds"), "wait_seconds", low=0, high=3600, default=step.settings.rollout_wait_seconds
+    )
     _proxy_config(step, parameter)  # an invalid value stops the rollout here, before any change
     pinned = {"name": parameter["name"], "version": parameter["version"]}
     return {
@@ -232,12 +226,12 @@ def validate_input(event: Mapping[str, Any], step: StepContext) -> dict[str, Any
 def refresh(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
     """Re-read the node group; create (or reuse) the launch template version with the desired configuration."""
     cluster, nodegroup = _target(event)
-    waits = _int(event.get("waits"), "waits", 0, 10**6, 0)
+    waits = integer(event.get("waits"), "waits", low=0, high=10**6, default=0)
     config = _config_unless_superseded(step, event.get("parameter") or {})
     if isinstance(config, ParameterValue):
         reason = f"superseded by {config.name}:{config.version} (the newer change has its own rollout)"
         step.log("refresh", {"cluster": cluster, "nodegroup": nodegroup, "outcome": "superseded", "reason": reason})
-        return _not_refreshed("superseded", reason, waits)
+        return RefreshResult.not_refreshed("superseded", reason, waits=waits).to_output()
     try:
         decision = refresh_launch_template(step.clients, step.settings, cluster, nodegroup, config, step.cache)
     except ClientError as error:
@@ -247,61 +241,47 @@ def refresh(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
             raise NodegroupBusy(f"{updating} (still, after {waits} checks)") from None
         step.log("refresh", {"cluster": cluster, "nodegroup": nodegroup, "outcome": "waiting", "reason": str(updating)})
         wait = min(MAX_POLL_SECONDS, round(_base_wait(event, step) * POLL_BACKOFF**waits))
-        return _not_refreshed("waiting", str(updating), waits + 1) | {"next_wait_seconds": wait}
+        return RefreshResult.not_refreshed(
+            "waiting", str(updating), waits=waits + 1, next_wait_seconds=wait
+        ).to_output()
     lt = decision.launch_template
     if decision.outcome is Outcome.CREATE_VERSION:
         step.metric("NodegroupsRefreshed", 1)
     fields = decision.to_log()
     (step.warn if decision.outcome is Outcome.OUT_OF_SCOPE else step.log)("refresh", fields)
-    return {
-        "outcome": decision.outcome.value,
-        "needs_update": decision.needs_rollout,
-        "reason": decision.reason,
-        "remedy": decision.remedy,
-        "node_os": decision.node_os,
-        "launch_template": {"id": lt.id, "name": lt.name} if lt else None,
-        "version_before": decision.current_version,
-        "version_after": decision.target_version,
-        "fingerprint": decision.desired_fingerprint,
-        "waits": waits,
-    }
+    return RefreshResult(
+        outcome=decision.outcome.value,
+        needs_update=decision.needs_rollout,
+        reason=decision.reason,
+        remedy=decision.remedy,
+        node_os=decision.node_os,
+        launch_template=TemplateRef(lt.id, lt.name) if lt else None,
+        version_before=decision.current_version,
+        version_after=decision.target_version,
+        fingerprint=decision.desired_fingerprint,
+        waits=waits,
+    ).to_output()
 
 
-def _not_refreshed(outcome: str, reason: str, waits: int) -> dict[str, Any]:
-    """A refresh result that wrote nothing and rolls nothing (`waiting`, `superseded`)."""
-    return {
-        "outcome": outcome,
-        "needs_update": False,
-        "reason": reason,
-        "remedy": "",
-        "node_os": None,
-        "launch_template": None,
-        "version_before": None,
-        "version_after": None,
-        "fingerprint": None,
-        "waits": waits,
-    }
-
-
-def _ref(refresh_result: Mapping[str, Any]) -> LaunchTemplateRef:
-    lt = refresh_result.get("launch_template") or {}
-    if not lt.get("id") and not lt.get("name"):
+def _ref(refreshed: RefreshResult) -> LaunchTemplateRef:
+    lt = refreshed.launch_template
+    if lt is None:
         raise InvalidRolloutInput("refresh result names no launch template")
-    return LaunchTemplateRef(id=lt.get("id"), name=lt.get("name"))
+    return LaunchTemplateRef(id=lt.id, name=lt.name)
 
 
 def start_update(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
     """UpdateNodegroupVersion to the refreshed version; `waiting` while the node group is still CREATING."""
     cluster, nodegroup = _target(event)
-    result = event.get("refresh") or {}
-    version = _int(result.get("version_after"), "refresh.version_after", 1, 10**9)
+    result = RefreshResult.from_event(event.get("refresh"))
+    version = required(result.version_after, "refresh.version_after")
     try:
         state = describe_nodegroup(step.clients.eks, cluster, nodegroup)
         if state.status == "CREATING":
             return {"status": "waiting", "reason": "node group is CREATING"}
         running = state.launch_template.version if state.launch_template else None
-        before = result.get("version_before")
-        if state.status in UPDATING_STATUSES or (running not in (before, version) and isinstance(before, int)):
+        before = result.version_before
+        if state.status in UPDATING_STATUSES or (running not in (before, version) and before is not None):
             # Someone else updates (or updated) it since our refresh: our version is built on the one it replaces,
             # rolling it would revert theirs. The state machine refreshes again (which waits for their update).
             return {"status": "stale", "reason": f"node group is {state.status} on version {running} since refresh"}
@@ -318,25 +298,23 @@ def start_update(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
 
 
 def _base_wait(event: Mapping[str, Any], step: StepContext) -> int:
-    wait = event.get("wait_seconds")
-    return (
-        wait
-        if isinstance(wait, int) and not isinstance(wait, bool) and wait >= 0
-        else step.settings.rollout_wait_seconds
-    )
+    """The execution's ``wait_seconds`` (validated by ``validate_input``); the setting when absent or not valid."""
+    try:
+        return integer(event.get("wait_seconds"), "wait_seconds", low=0, default=step.settings.rollout_wait_seconds)
+    except ValidationError:
+        return step.settings.rollout_wait_seconds
 
 
 def describe_update_step(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
     """The status of the node group update started by `start_update`."""
     cluster, nodegroup = _target(event)
-    update_id = (event.get("update") or {}).get("update_id")
-    if not isinstance(update_id, str) or not update_id:
-        raise InvalidRolloutInput("update.update_id is missing")
+    update = UpdateRef.from_event(event.get("update"))
+    update_id = update.update_id
     try:
         status = describe_update(step.clients.eks, cluster, nodegroup, update_id)
     except ClientError as error:
         raise _aws(error, cluster, nodegroup) from None
-    polls = int((event.get("update") or {}).get("polls") or 0) + 1
+    polls = update.polls + 1
     # Poll less often as the update goes on: an update takes minutes to hours and every poll adds ~9 events to
     # the execution history (a Standard workflow holds 25,000); 30 s, 45 s, 68 s ... capped at 5 minutes.
     next_wait = min(MAX_POLL_SECONDS, round(_base_wait(event, step) * POLL_BACKOFF**polls))
@@ -352,9 +330,9 @@ def describe_update_step(event: Mapping[str, Any], step: StepContext) -> dict[st
 def rollback(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
     """Roll a failed node group back to the launch template version it ran before this rollout."""
     cluster, nodegroup = _target(event)
-    result = event.get("refresh") or {}
-    before, after = result.get("version_before"), result.get("version_after")
-    if not isinstance(before, int) or before == after:
+    result = RefreshResult.from_event(event.get("refresh"))
+    before, after = result.version_before, result.version_after
+    if before is None or before == after:
         return {"status": "skipped", "reason": "no earlier version to return to"}
     try:
         update_id = update_nodegroup_version(
@@ -481,4 +459,5 @@ def run_step(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
     handler = ACTIONS.get(action) if isinstance(action, str) else None
     if handler is None:
         raise InvalidRolloutInput(f"unknown action {str(action)[:40]!r}; expected one of {sorted(ACTIONS)}")
-    return handler(event, step)
+    # Contract errors of any action reach the state machine as InvalidRolloutInput (it stops on that name).
+    return rollout_input(handler)(event, step)
