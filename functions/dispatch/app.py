@@ -6,17 +6,18 @@ everything else is `eks_proxy.engine.dispatch.dispatch`. Logs are JSON with the 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws import AwsClients
 from eks_proxy.config import Settings
 from eks_proxy.engine.dispatch import dispatch
 from eks_proxy.engine.reconcile import Outcome
+from eks_proxy.metrics import INVALID_VALUE, NODEGROUPS_SKIPPED, PARAMETER_DELETED, ROLLOUT_STARTED, emit
 
 SETTINGS = Settings.from_env(required=("CLUSTER_NAMES", "ALARM_TOPIC_ARN", "STATE_MACHINE_ARN"))
 logger = Logger()
@@ -37,9 +38,13 @@ def _warn(message: str, fields: Mapping[str, Any]) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = dispatch(event, clients, SETTINGS, log=_info, warn=_warn)
     if result.status == "parameter_deleted":
-        metrics.add_metric(name="ParameterDeleted", unit=MetricUnit.Count, value=1)
-    skipped = result.count(Outcome.OUT_OF_SCOPE)
-    if skipped:
-        metrics.add_metric(name="NodegroupsSkipped", unit=MetricUnit.Count, value=skipped)
+        emit(metrics, PARAMETER_DELETED, 1)
+    elif result.status == "invalid_value":
+        emit(metrics, INVALID_VALUE, 1)
+    elif result.status == "started":
+        emit(metrics, ROLLOUT_STARTED, 1)
+    skipped = Counter(d.cluster for d in result.decisions if d.outcome is Outcome.OUT_OF_SCOPE)
+    for cluster, count in sorted(skipped.items()):
+        emit(metrics, NODEGROUPS_SKIPPED, count, {"cluster": cluster})
     logger.info("dispatched", extra=result.to_dict())
     return result.to_dict()

@@ -17,12 +17,12 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from eks_proxy.checks.preflight import PreflightResult, invalid_value, preflight
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import ParameterRef, PreflightTask
+from eks_proxy.metrics import PREFLIGHT_FAILED, PREFLIGHT_LATENCY, emit
 from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
 logger = Logger()
@@ -71,5 +71,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             )
     log = logger.info if result.ok else logger.error
     log(result.detail, extra={"result": result.result, "latency_ms": result.latency_ms, "status": result.status})
-    metrics.add_metric(name="PreflightFailed", unit=MetricUnit.Count, value=0 if result.ok else 1)
+    emit(metrics, PREFLIGHT_FAILED, 0 if result.ok else 1)
+    total = result.latency_ms.get("total")
+    if isinstance(total, int | float):
+        emit(metrics, PREFLIGHT_LATENCY, total)
     return result.as_output()

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws import AwsClients
 from eks_proxy.config import Settings
 from eks_proxy.engine.plan import ContextCache
 from eks_proxy.engine.steps import NodegroupBusy, StepContext, ThrottlingException, run_step
+from eks_proxy.metrics import emit
 
 SETTINGS = Settings.from_env()
 logger = Logger()
@@ -32,8 +32,8 @@ def _warn(message: str, fields: Mapping[str, Any]) -> None:
     logger.warning(message, extra=dict(fields))
 
 
-def _metric(name: str, value: float) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+def _metric(name: str, value: float, **dimensions: str) -> None:
+    emit(metrics, name, value, dimensions)
 
 
 @logger.inject_lambda_context(correlation_id_path="change_id || input.change_id")

@@ -14,12 +14,12 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.checks.kube_client import EksTokenSource, KubernetesApiError, KubernetesClient, cluster_access
 from eks_proxy.checks.verify import Verification, VerificationError, nodegroup_node_names, verify_pulls
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import VerifyTask
+from eks_proxy.metrics import VERIFY_ERRORS, VERIFY_NODES_FAILED, VERIFY_NODES_PASSED, emit
 
 logger = Logger()
 metrics = Metrics()
@@ -69,14 +69,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             api.close()
     except (VerificationError, KubernetesApiError) as exc:
         logger.error("verification could not run", extra={"reason": str(exc), "nodes": nodes})
-        metrics.add_metric(name="VerifyErrors", unit=MetricUnit.Count, value=1)
+        emit(metrics, VERIFY_ERRORS, 1)
         result = Verification(False, (), f"verification of {task.nodegroup} could not run: {exc}")
     for node in result.nodes:
         log = logger.info if node.result == "pulled" else logger.warning
         log("node verified", extra={"node": node.node, "result": node.result, "detail": node.message})
     for problem in result.cleanup_errors:
         logger.warning("verification pod not deleted", extra={"problem": problem})
-    metrics.add_metric(name="VerifyNodesPassed", unit=MetricUnit.Count, value=result.passed)
-    metrics.add_metric(name="VerifyNodesFailed", unit=MetricUnit.Count, value=result.failed)
+    emit(metrics, VERIFY_NODES_PASSED, result.passed)
+    emit(metrics, VERIFY_NODES_FAILED, result.failed)
     logger.info(result.summary, extra={"ok": result.ok})
     return result.as_output()

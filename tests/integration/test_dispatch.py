@@ -191,7 +191,9 @@ def test_out_of_scope_nodegroups_are_reported_never_rolled(world: World, capsys:
     assert {t["nodegroup"] for t in [document["canary"], *document["rest"]]} == {"ng-a", "custom-hinted"}
     logs = [json.loads(line) for line in buffer.getvalue().splitlines()]
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert [blob["NodegroupsSkipped"] for blob in emf] == [[4.0]]  # the CloudWatch EMF metric
+    skipped = [blob for blob in emf if "NodegroupsSkipped" in blob]  # the CloudWatch EMF metric, per cluster
+    assert [(blob["cluster"], blob["NodegroupsSkipped"]) for blob in skipped] == [("prod", [4.0])]
+    assert [blob["RolloutStarted"] for blob in emf if "RolloutStarted" in blob] == [[1.0]]
     decisions = {entry["nodegroup"]: entry for entry in logs if entry.get("message") == "decision"}
     assert decisions["no-template"]["remedy"].startswith("recreate the node group with a launch template")
     assert decisions["no-template"]["level"] == "WARNING"

@@ -41,6 +41,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from eks_proxy import metrics
 from eks_proxy.aws import AwsClients, error_code
 from eks_proxy.aws.eks import describe_nodegroup, describe_update, update_nodegroup_version
 from eks_proxy.aws.ssm import ParameterNotFound, ParameterValue, read_parameter
@@ -80,7 +81,7 @@ class ThrottlingException(RuntimeError):
     """AWS kept throttling after the SDK's retries."""
 
 
-def _noop_metric(name: str, value: float) -> None:
+def _noop_metric(name: str, value: float, **dimensions: str) -> None:
     return None
 
 
@@ -94,7 +95,7 @@ class StepContext:
 
     clients: AwsClients
     settings: Settings
-    metric: Callable[[str, float], None] = _noop_metric
+    metric: Callable[..., None] = _noop_metric  # (name, value, **dimensions): names from eks_proxy.metrics
     log: Callable[[str, Mapping[str, Any]], None] = _noop_log
     warn: Callable[[str, Mapping[str, Any]], None] = _noop_log
     cache: ContextCache = field(default_factory=ContextCache)
@@ -246,7 +247,7 @@ def refresh(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
         ).to_output()
     lt = decision.launch_template
     if decision.outcome is Outcome.CREATE_VERSION:
-        step.metric("NodegroupsRefreshed", 1)
+        step.metric(metrics.NODEGROUPS_REFRESHED, 1, cluster=cluster)
     fields = decision.to_log()
     (step.warn if decision.outcome is Outcome.OUT_OF_SCOPE else step.log)("refresh", fields)
     return RefreshResult(
@@ -344,7 +345,11 @@ def rollback(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
     return {"status": "started", "update_id": update_id, "version": before}
 
 
-_OUTCOME_METRIC = {"rolled": "NodegroupsRolled", "skipped": "NodegroupsSkipped", "failed": "NodegroupsFailed"}
+_OUTCOME_METRIC = {
+    "rolled": metrics.NODEGROUPS_ROLLED,
+    "skipped": metrics.NODEGROUPS_SKIPPED,
+    "failed": metrics.NODEGROUPS_FAILED,
+}
 
 
 def _verification_summary(item: Mapping[str, Any]) -> str:
@@ -387,7 +392,9 @@ def record(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
         "rollback": (item.get("rollback") or {}).get("status") or (item.get("rollback") or {}).get("Error"),
         "error": error.get("Error"),
     }
-    step.metric(_OUTCOME_METRIC[outcome], 1)
+    step.metric(_OUTCOME_METRIC[outcome], 1, cluster=cluster)
+    if fields["rollback"] == "started":
+        step.metric(metrics.NODEGROUPS_ROLLED_BACK, 1, cluster=cluster)
     (step.warn if outcome == "failed" else step.log)("nodegroup " + outcome, fields)
     if outcome == "failed":
         why = (
@@ -429,7 +436,7 @@ def notify_failure(event: Mapping[str, Any], step: StepContext) -> dict[str, Any
     stage = str(event.get("stage") or "rollout")
     summary = f"eks-proxy {stage} failed ({error.get('Error', 'unknown')}): {_cause(error)}"
     change_id = str(event.get("change_id") or "?")
-    step.metric("RolloutFailed", 1)
+    step.metric(metrics.ROLLOUT_FAILED, 1)
     step.warn(
         "rollout failed", {"change_id": change_id, "stage": stage, "error": error.get("Error"), "summary": summary}
     )
