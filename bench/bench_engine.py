@@ -88,7 +88,7 @@ def aws_figures() -> list[tuple[str, str]]:
     os.environ.update(
         {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
     )
-    from eks_proxy.aws import AwsClients
+    from eks_proxy.aws.clients import AwsClients
     from eks_proxy.config import Settings
     from eks_proxy.engine.plan import plan_scope
     from eks_proxy.engine.scope import Scope

@@ -167,7 +167,7 @@ def _new_value(proxy_url: str) -> str:
 
 def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: bool = False) -> int:
     started_at = time.monotonic()
-    from eks_proxy.aws import AwsClients
+    from eks_proxy.aws.clients import AwsClients
     from eks_proxy.cli.plan import planned_changes
     from eks_proxy.cli.report import redact, trim, user_data_diff
     from eks_proxy.cli.status import find_rollouts, render_rollouts

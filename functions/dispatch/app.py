@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from eks_proxy.aws import AwsClients
+from eks_proxy.aws.clients import AwsClients
 from eks_proxy.config import Settings
 from eks_proxy.engine.dispatch import dispatch
 from eks_proxy.engine.reconcile import Outcome

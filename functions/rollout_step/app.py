@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from eks_proxy.aws import AwsClients
+from eks_proxy.aws.clients import AwsClients
 from eks_proxy.config import Settings
 from eks_proxy.engine.plan import ContextCache
 from eks_proxy.engine.steps import NodegroupBusy, StepContext, ThrottlingException, run_step

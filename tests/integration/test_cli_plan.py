@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eks_proxy.aws import AwsClients
+from eks_proxy.aws.clients import AwsClients
 from eks_proxy.config import Settings
 from eks_proxy.engine.plan import refresh_launch_template
 from eks_proxy.proxy.value import parse_proxy_value

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from eks_proxy.aws import error_code
+from eks_proxy.aws.errors import error_code
 from eks_proxy.engine.reconcile import LaunchTemplateRef, TemplateVersion, client_token, version_description
 
 # Error codes meaning "this launch template or version does not exist (any more)".

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from eks_proxy.aws import error_code
+from eks_proxy.aws.errors import error_code
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from eks_proxy.cli.main import PROG, CliError, Subparsers
 
 if TYPE_CHECKING:  # the AWS side is imported when a command runs: `eks-proxy render` starts without botocore
-    from eks_proxy.aws import AwsClients
+    from eks_proxy.aws.clients import AwsClients
     from eks_proxy.cli.report import PlannedChange
     from eks_proxy.engine.reconcile import Decision
 
@@ -54,7 +54,7 @@ def aws_errors() -> Iterator[None]:
     """Turn SDK failures into one-line messages: AwsUnavailable (exit 1) or CliError for a thing that is not there."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-    from eks_proxy.aws import error_code
+    from eks_proxy.aws.errors import error_code
 
     try:
         yield
@@ -120,7 +120,7 @@ def planned_changes(clients: AwsClients, decisions: list[Decision]) -> list[Plan
 def _check_clusters(clients: AwsClients, clusters: tuple[str, ...]) -> None:
     from botocore.exceptions import ClientError
 
-    from eks_proxy.aws import error_code
+    from eks_proxy.aws.errors import error_code
 
     for cluster in clusters:
         try:
@@ -141,7 +141,7 @@ def _check_nodegroup(clients: AwsClients, cluster: str, nodegroup: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from eks_proxy.aws import AwsClients
+    from eks_proxy.aws.clients import AwsClients
     from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
     from eks_proxy.cli.report import describe, summary
     from eks_proxy.config import Settings

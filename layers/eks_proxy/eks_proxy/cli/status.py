@@ -75,7 +75,7 @@ def state_machine_from_stack(cloudformation: Any, stack: str) -> str:
     """The `RolloutStateMachineArn` output of the stack; CliError when the stack or the output is missing."""
     from botocore.exceptions import ClientError
 
-    from eks_proxy.aws import error_code
+    from eks_proxy.aws.errors import error_code
 
     try:
         stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
@@ -159,7 +159,7 @@ def find_rollouts(sfn: Any, state_machine_arn: str, limit: int = 5, cluster: str
     """
     from botocore.exceptions import ClientError
 
-    from eks_proxy.aws import error_code
+    from eks_proxy.aws.errors import error_code
 
     scan = limit if cluster is None else CLUSTER_SCAN_LIMIT
     found: list[Rollout] = []
@@ -218,7 +218,7 @@ def render_rollouts(rollouts: list[Rollout], cluster: str | None) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from eks_proxy.aws import AwsClients
+    from eks_proxy.aws.clients import AwsClients
 
     if args.limit < 1:
         raise CliError("--limit must be at least 1")

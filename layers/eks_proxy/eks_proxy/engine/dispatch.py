@@ -17,7 +17,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from eks_proxy.aws import AwsClients, error_code
+from eks_proxy.aws.clients import AwsClients
+from eks_proxy.aws.errors import error_code
+from eks_proxy.aws.sns import publish_alarm
 from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
 from eks_proxy.config import Settings
 from eks_proxy.engine.events import EventError, Trigger, parse_trigger
@@ -58,10 +60,8 @@ class DispatchResult:
 
 
 def _alarm(clients: AwsClients, settings: Settings, subject: str, summary: str) -> None:
-    clients.sns.publish(
-        TopicArn=settings.alarm_topic_arn,
-        Subject=subject[:100],
-        Message=json.dumps({"summary": summary, "parameter": settings.proxy_parameter_name}, indent=2),
+    publish_alarm(
+        clients.sns, settings.alarm_topic_arn, subject, {"summary": summary, "parameter": settings.proxy_parameter_name}
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from eks_proxy.aws import AwsClients
+from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.ec2 import create_template_version, get_template_version, later_versions, template_id_of, vpc_cidrs
 from eks_proxy.aws.eks import NodegroupNotFound, describe_cluster, describe_nodegroup, list_nodegroups
 from eks_proxy.aws.ssm import ParameterValue

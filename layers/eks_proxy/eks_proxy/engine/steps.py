@@ -42,8 +42,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_proxy import metrics
-from eks_proxy.aws import AwsClients, error_code
+from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.eks import describe_nodegroup, describe_update, update_nodegroup_version
+from eks_proxy.aws.errors import error_code
+from eks_proxy.aws.sns import publish_alarm
 from eks_proxy.aws.ssm import ParameterNotFound, ParameterValue, read_parameter
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import (
@@ -441,11 +443,7 @@ def notify_failure(event: Mapping[str, Any], step: StepContext) -> dict[str, Any
         "rollout failed", {"change_id": change_id, "stage": stage, "error": error.get("Error"), "summary": summary}
     )
     message = {"change_id": change_id, "stage": stage, "error": error.get("Error"), "summary": summary}
-    step.clients.sns.publish(
-        TopicArn=step.settings.alarm_topic_arn,
-        Subject="eks-proxy rollout failed"[:100],
-        Message=json.dumps(message, indent=2),
-    )
+    publish_alarm(step.clients.sns, step.settings.alarm_topic_arn, "eks-proxy rollout failed", message)
     return {"notified": True, "summary": summary}
 
 
