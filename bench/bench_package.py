@@ -20,7 +20,6 @@ FUNCTIONS = ("DispatchFunction", "RolloutStepFunction", "PreflightFunction", "Ve
 PACKAGES = {
     "eks_proxy": ("eks_proxy",),
     "Powertools": ("aws_lambda_powertools",),
-    "pydantic + pydantic_core": ("pydantic", "pydantic_core"),
     "tomlkit": ("tomlkit",),
 }
 

@@ -98,14 +98,14 @@ def test_functions_have_no_requirements_txt() -> None:
 
 
 @pytest.mark.slow
-def test_layer_ships_the_package_and_its_dependencies_for_cp313_x86_64(built: Build) -> None:
+def test_layer_ships_the_package_and_its_pure_python_dependencies(built: Build) -> None:
     layer = built.layer
-    for module in ("eks_proxy", "aws_lambda_powertools", "pydantic", "pydantic_core", "tomlkit"):
+    for module in ("eks_proxy", "aws_lambda_powertools", "tomlkit"):
         assert (layer / module / "__init__.py").is_file(), module
-    extension = list((layer / "pydantic_core").glob("_pydantic_core.*.so"))
-    assert [p.name for p in extension] == ["_pydantic_core.cpython-313-x86_64-linux-gnu.so"]
-    wheel = next(layer.glob("pydantic_core-*.dist-info")) / "WHEEL"
-    assert "Tag: cp313-cp313-manylinux" in wheel.read_text() and "x86_64" in wheel.read_text()
+    # No pydantic: the contracts are plain dataclasses. Pure Python: nothing ties the layer to one CPU architecture.
+    for absent in ("pydantic", "pydantic_core"):
+        assert not (layer / absent).exists(), absent
+    assert not [p.name for p in layer.rglob("*.so")]
     # The runtime provides boto3/botocore; bytecode and test suites are dead weight.
     for absent in ("boto3", "botocore", "s3transfer", "bin"):
         assert not (layer / absent).exists(), absent
@@ -138,7 +138,7 @@ def test_layer_imports_on_python_313(built: Build) -> None:
     python = _python313()
     if python is None:
         pytest.skip("no Python 3.13 interpreter here (optional: the build itself never needs one)")
-    code = "import eks_proxy, pydantic, pydantic_core, tomlkit, aws_lambda_powertools; print(pydantic_core.__version__)"
+    code = "import eks_proxy, tomlkit, aws_lambda_powertools; print(aws_lambda_powertools.__name__)"
     done = subprocess.run(
         [python, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(built.layer)!r}); {code}"],
         capture_output=True,

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from eks_proxy.engine.contracts import (
     EKS_NAME,
+    EventError,
     InvalidRolloutInput,
     NodegroupRef,
     ParameterRef,
@@ -15,8 +16,11 @@ from eks_proxy.engine.contracts import (
     UpdateRef,
     ValidationError,
     integer,
+    parse_trigger,
     rollout_input,
 )
+
+from tests.conftest import load_event
 
 
 def test_nodegroup_ref_step_side_names_the_kind_of_name() -> None:
@@ -121,3 +125,35 @@ def test_update_ref() -> None:
     assert UpdateRef.from_event({"update_id": "u-1"}) == UpdateRef("u-1", 0)
     with pytest.raises(InvalidRolloutInput, match=r"^update.update_id is missing$"):
         UpdateRef.from_event({})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"time": "yesterday"}, "time must be an ISO 8601 date and time, got 'yesterday'"),
+        ({"resources": "arn"}, "resources must be a list of strings"),
+        ({"detail": []}, "detail must be a JSON object, got list"),
+        ({"account": 123456789012}, "account must be a string, got int"),
+    ],
+)
+def test_dispatch_event_envelope_is_checked(change: dict[str, Any], message: str) -> None:
+    event = load_event("eks-create-nodegroup") | change
+
+    with pytest.raises(EventError) as raised:
+        parse_trigger(event)
+    assert str(raised.value) == f"malformed 'AWS API Call via CloudTrail' event: {message}"
+
+
+def test_cloudtrail_payloads_of_the_wrong_type_are_one_line() -> None:
+    event = load_event("ec2-create-launch-template-version")
+    event["detail"]["requestParameters"] = ["LaunchTemplateId"]
+    event["detail"]["errorCode"] = 403
+
+    with pytest.raises(EventError, match=r"^malformed 'AWS API Call via CloudTrail' event: detail\.") as raised:
+        parse_trigger(event)
+    assert "\n" not in str(raised.value)
+
+
+def test_an_event_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(EventError, match=r"^unsupported event: a list, not a JSON object$"):
+        parse_trigger([])  # type: ignore[arg-type]

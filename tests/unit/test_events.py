@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from eks_proxy.engine.events import EventError, parse_trigger
+from eks_proxy.engine.contracts import EventError, parse_trigger
 
 from tests.conftest import load_event
 

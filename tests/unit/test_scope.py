@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from eks_proxy.config import Settings
-from eks_proxy.engine.events import parse_trigger
+from eks_proxy.engine.contracts import parse_trigger
 from eks_proxy.engine.scope import Ignored, Scope, scope_for
 
 from tests.conftest import load_event

@@ -144,9 +144,9 @@ def test_docstring_examples() -> None:
     assert doctest.testmod(eks_proxy.engine.contracts).failed == 0
 
 
-@pytest.mark.parametrize("function", ["preflight", "verify"])
+@pytest.mark.parametrize("function", ["dispatch", "preflight", "rollout_step", "verify"])
 def test_handler_imports_neither_pydantic_nor_the_parser(function: str) -> None:
-    """The point of the module (issue 3, cold start): the handlers load without pydantic."""
+    """The point of the module (cold start): every handler loads without pydantic and the Powertools Parser."""
     script = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('app', {str(REPO / 'functions' / function / 'app.py')!r})\n"
@@ -154,7 +154,14 @@ def test_handler_imports_neither_pydantic_nor_the_parser(function: str) -> None:
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('pydantic')}),"
         " 'aws_lambda_powertools.utilities.parser' in sys.modules)\n"
     )
-    env = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1", "POWERTOOLS_SERVICE_NAME": "eks-proxy"}
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "POWERTOOLS_SERVICE_NAME": "eks-proxy",
+        "CLUSTER_NAMES": "prod",
+        "ALARM_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:eks-proxy",
+        "STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:eks-proxy-rollout",
+    }
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
 
     assert out.stdout.split() == ["[]", "False"]

@@ -36,8 +36,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, overload
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 _PARAMETER_NAME = re.compile(r"/?[A-Za-z0-9_.\-/]+")
 # EKS cluster and node group names: a letter or digit, then letters, digits, - and _ (lengths: see below).
@@ -161,6 +162,227 @@ def eks_name(value: Any, where: str, *, max_length: int) -> str:
     """A required EKS cluster (``max_length`` 100) or node group (63) name."""
     name = string(value, where, min_length=1, max_length=max_length, pattern=EKS_NAME)
     return required(name, where)
+
+
+# --- dispatch: the EventBridge events of the four triggers ---------------------------------------------------------
+#
+# Only what scoping needs is extracted; everything else in an event is ignored, so new fields AWS adds never break
+# parsing. CloudTrail payloads are read defensively:
+#
+# - EKS: `requestParameters.name` is the cluster (older records used `clusterName`), `nodegroupName` the node group.
+# - EC2 wraps its payloads: `requestParameters.CreateLaunchTemplateVersionRequest.LaunchTemplateId`,
+#   `responseElements.CreateLaunchTemplateVersionResponse.launchTemplateVersion.{launchTemplateId,versionNumber}`;
+#   user data shows up as `<sensitiveDataRemoved>` and is never needed: the current state is re-read instead.
+
+TriggerKind = Literal["ssm", "nodegroup", "launch_template", "sweep"]
+_SCHEDULE_SOURCES = frozenset({"aws.events", "aws.scheduler"})
+
+
+class EventError(ValidationError):
+    """An event none of the four triggers produces (one line)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a CloudTrail call: enough to drop our own calls and those of EKS itself."""
+
+    arn: str | None = None
+    issuer_arn: str | None = None
+    invoked_by: str | None = None
+    source_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One parsed event, normalised for scoping. Fields not relevant to `kind` are None."""
+
+    kind: TriggerKind
+    event_id: str
+    event_name: str = ""
+    parameter_name: str | None = None
+    operation: str | None = None
+    cluster: str | None = None
+    nodegroup: str | None = None
+    launch_template_id: str | None = None
+    launch_template_name: str | None = None
+    launch_template_version: int | None = None
+    launch_template_tags: dict[str, str] = field(default_factory=dict)
+    error_code: str | None = None
+    caller: Caller = field(default_factory=Caller)
+    after: str | None = None  # sweep only: the execution whose success started it (the next batch of a large scope)
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """The EventBridge envelope every trigger arrives in (`detail` left to the trigger's own parser)."""
+
+    id: str
+    detail: Mapping[str, Any]
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> _Envelope:
+        for key in ("version", "source", "account", "region", "detail-type"):
+            required(string(event.get(key), key, max_length=256), key)
+        event_id = required(string(event.get("id"), "id", max_length=256), "id")
+        when = required(string(event.get("time"), "time", max_length=64), "time")
+        try:
+            datetime.fromisoformat(when)
+        except ValueError:
+            raise ValidationError(f"time must be an ISO 8601 date and time, got {when[:40]!r}") from None
+        resources = event.get("resources")
+        if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+            raise ValidationError("resources must be a list of strings")
+        return cls(id=event_id, detail=document(required(event.get("detail"), "detail"), "detail"))
+
+
+def _text(doc: Mapping[str, Any], key: str, where: str, *, needed: bool = False) -> str | None:
+    """An optional (or ``needed``) string field of a CloudTrail record."""
+    value = string(doc.get(key), f"{where}.{key}", max_length=100_000)
+    return required(value, f"{where}.{key}") if needed else value
+
+
+def _payload(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """`requestParameters` / `responseElements`: an object, or empty when null."""
+    value = doc.get(key)
+    return {} if value is None else document(value, f"detail.{key}")
+
+
+def _get(data: Any, *keys: str) -> Any:
+    """Follow `keys` through nested dicts, each key matched case-insensitively; None when any step is missing."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        if key in data:
+            data = data[key]
+            continue
+        lowered = key.lower()
+        data = next((v for k, v in data.items() if isinstance(k, str) and k.lower() == lowered), None)
+    return data
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _items(value: Any) -> list[Any]:
+    """CloudTrail renders EC2 lists as a list, as {"item": [...]}, or as the single element itself."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        inner = _get(value, "item")
+        return _items(inner) if inner is not None else [value]
+    return []
+
+
+def _tags(spec: Any) -> dict[str, str]:
+    """Tags from a request TagSpecification (specs holding `Tag` lists) or a response `tags` list (Key/Value)."""
+    tags: dict[str, str] = {}
+    for one in _items(spec):
+        key = _str(_get(one, "Key"))
+        if key:
+            tags[key] = str(_get(one, "Value") or "")
+        else:
+            tags |= _tags(_get(one, "Tag"))
+    return tags
+
+
+def _caller(detail: Mapping[str, Any]) -> Caller:
+    identity = document(detail.get("userIdentity") or {}, "detail.userIdentity")
+    context = document(identity.get("sessionContext") or {}, "detail.userIdentity.sessionContext")
+    issuer = document(context.get("sessionIssuer") or {}, "detail.userIdentity.sessionContext.sessionIssuer")
+    return Caller(
+        arn=_text(identity, "arn", "detail.userIdentity"),
+        issuer_arn=_text(issuer, "arn", "detail.userIdentity.sessionContext.sessionIssuer"),
+        invoked_by=_text(identity, "invokedBy", "detail.userIdentity"),
+        source_ip=_text(detail, "sourceIPAddress", "detail"),
+    )
+
+
+def _eks_trigger(event_id: str, detail: Mapping[str, Any]) -> Trigger:
+    req, resp = _payload(detail, "requestParameters"), _payload(detail, "responseElements")
+    node = _get(resp, "nodegroup") or {}
+    lt = _get(req, "launchTemplate") or _get(node, "launchTemplate") or {}
+    return Trigger(
+        kind="nodegroup",
+        event_id=event_id,
+        event_name=_text(detail, "eventName", "detail", needed=True) or "",
+        cluster=_str(_get(req, "name")) or _str(_get(req, "clusterName")) or _str(_get(node, "clusterName")),
+        nodegroup=_str(_get(req, "nodegroupName")) or _str(_get(node, "nodegroupName")),
+        launch_template_id=_str(_get(lt, "id")),
+        launch_template_name=_str(_get(lt, "name")),
+        launch_template_version=_int(_get(lt, "version")),
+        error_code=_text(detail, "errorCode", "detail"),
+        caller=_caller(detail),
+    )
+
+
+def _ec2_trigger(event_id: str, detail: Mapping[str, Any]) -> Trigger:
+    name = _text(detail, "eventName", "detail", needed=True) or ""
+    request, response = _payload(detail, "requestParameters"), _payload(detail, "responseElements")
+    req = _get(request, f"{name}Request") or request
+    resp = _get(response, f"{name}Response") or response
+    created = _get(resp, "launchTemplateVersion") or _get(resp, "launchTemplate") or {}
+    return Trigger(
+        kind="launch_template",
+        event_id=event_id,
+        event_name=name,
+        launch_template_id=_str(_get(created, "launchTemplateId")) or _str(_get(req, "LaunchTemplateId")),
+        launch_template_name=_str(_get(created, "launchTemplateName")) or _str(_get(req, "LaunchTemplateName")),
+        launch_template_version=_int(_get(created, "versionNumber")),
+        launch_template_tags=_tags(_get(req, "TagSpecification")) or _tags(_get(created, "tags")),
+        error_code=_text(detail, "errorCode", "detail"),
+        caller=_caller(detail),
+    )
+
+
+def parse_trigger(event: Mapping[str, Any]) -> Trigger:
+    """Parse one EventBridge event of the dispatch rules; raise `EventError` (one line) for anything else.
+
+    >>> t = parse_trigger({"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+    ...     "account": "1", "time": "2026-01-01T00:00:00Z", "region": "eu-west-1", "resources": [], "detail": {}})
+    >>> t.kind
+    'sweep'
+    """
+    if not isinstance(event, Mapping):
+        raise EventError(f"unsupported event: a {type(event).__name__}, not a JSON object")
+    source, detail_type = event.get("source"), event.get("detail-type")
+    try:
+        if source == "aws.ssm" and detail_type == "Parameter Store Change":
+            envelope = _Envelope.from_event(event)
+            operation = _text(envelope.detail, "operation", "detail", needed=True)
+            _text(envelope.detail, "type", "detail")
+            return Trigger(
+                kind="ssm",
+                event_id=envelope.id,
+                event_name=operation or "",
+                parameter_name=_text(envelope.detail, "name", "detail", needed=True),
+                operation=operation,
+            )
+        if detail_type == "Scheduled Event" and source in _SCHEDULE_SOURCES:
+            envelope = _Envelope.from_event({**event, "detail": event.get("detail") or {}})
+            after = _str(envelope.detail.get("after"))
+            return Trigger(
+                kind="sweep", event_id=envelope.id, event_name="schedule", after=after[:80] if after else None
+            )
+        if detail_type == "AWS API Call via CloudTrail":
+            envelope = _Envelope.from_event(event)
+            event_source = _text(envelope.detail, "eventSource", "detail", needed=True)
+            _text(envelope.detail, "eventName", "detail", needed=True)
+            _text(envelope.detail, "eventID", "detail")
+            if event_source == "eks.amazonaws.com":
+                return _eks_trigger(envelope.id, envelope.detail)
+            if event_source == "ec2.amazonaws.com":
+                return _ec2_trigger(envelope.id, envelope.detail)
+    except ValidationError as error:
+        raise EventError(f"malformed {detail_type!r} event: {error}") from None
+    raise EventError(f"unsupported event: source={source!r} detail-type={detail_type!r}")
 
 
 # --- models ----------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from eks_proxy.aws.errors import error_code
 from eks_proxy.aws.sns import publish_alarm
 from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
 from eks_proxy.config import Settings
-from eks_proxy.engine.events import EventError, Trigger, parse_trigger
+from eks_proxy.engine.contracts import EventError, Trigger, parse_trigger
 from eks_proxy.engine.plan import execution_input, execution_name, plan_scope
 from eks_proxy.engine.reconcile import Decision, Outcome
 from eks_proxy.engine.scope import Ignored, scope_for

@@ -5,7 +5,7 @@ and happens here, before any AWS call: failed calls, our own calls (OWN_ROLE_ARN
 copies a customer launch template into its own `eks-<uuid>` template), other parameters, clusters not configured.
 
 >>> from eks_proxy.config import Settings
->>> from eks_proxy.engine.events import Trigger
+>>> from eks_proxy.engine.contracts import Trigger
 >>> s = Settings(cluster_names=("prod",), alarm_topic_arn="arn:aws:sns:eu-west-1:1:t")
 >>> scope_for(Trigger(kind="nodegroup", event_id="e", cluster="prod", nodegroup="ng-a"), s)
 Scope(kind='nodegroup', clusters=('prod',), nodegroup='ng-a', launch_template_id=None, launch_template_name=None)
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # types only: the rollout step imports this module and must not pay for the event models
     from eks_proxy.config import Settings
-    from eks_proxy.engine.events import Caller, Trigger
+    from eks_proxy.engine.contracts import Caller, Trigger
 
 ScopeKind = Literal["all", "nodegroup", "launch_template"]
 EKS_SERVICE_ROLE = "AWSServiceRoleForAmazonEKSNodegroup"
