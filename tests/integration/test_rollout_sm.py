@@ -24,7 +24,7 @@ from eks_proxy.userdata.merge import find_fingerprint
 
 from tests.conftest import MotoServer, load_event, load_handler
 from tests.integration import moto_eks_updates, moto_lambda_handlers
-from tests.integration.engine_world import FakeContext, World, build_world
+from tests.integration.engine_world import PARAMETER, FakeContext, World, build_world
 
 moto_eks_updates.install()
 moto_lambda_handlers.install()
@@ -153,7 +153,8 @@ def test_success_canary_first_then_the_rest_and_replays_change_nothing(world: Wo
         assert [v["VersionNumber"] for v in versions] == [1, 2]
         new = versions[1]
         fingerprint = find_fingerprint(new["LaunchTemplateData"]["UserData"])
-        assert new["VersionDescription"] == f"eks-proxy {fingerprint} from v1"
+        parameter_version = world.clients["ssm"].get_parameter(Name=PARAMETER)["Parameter"]["Version"]
+        assert new["VersionDescription"] == f"eks-proxy {fingerprint} from v1 parameter v{parameter_version}"
         assert b"echo team-script" in base64.b64decode(new["LaunchTemplateData"]["UserData"])
         assert new["LaunchTemplateData"]["InstanceType"] == "m6i.large"  # copied from the source version
         assert world.nodegroup_version("prod", name) == "2"
@@ -455,7 +456,7 @@ def test_a_nodegroup_being_updated_is_refreshed_from_the_version_it_ends_on(worl
     versions = world.versions("prod-ng-a")
     assert [v["VersionNumber"] for v in versions] == [1, 2, 3]
     ours = versions[2]
-    assert ours["VersionDescription"].endswith("from v2")
+    assert " from v2 parameter v" in ours["VersionDescription"]
     assert ours["LaunchTemplateData"]["InstanceType"] == "m7i.xlarge"  # their change kept
     assert update_calls("ng-a") == ["3"]
     assert world.nodegroup_version("prod", "ng-a") == "3"
@@ -517,7 +518,7 @@ def test_a_nodegroup_update_by_someone_else_still_in_progress_gets_the_proxy_onc
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     versions = world.versions("prod-ng-a")
     assert [v["VersionNumber"] for v in versions] == [1, 2, 3, 4]
-    assert versions[3]["VersionDescription"].endswith("from v3")
+    assert " from v3 parameter v" in versions[3]["VersionDescription"]
     assert b"new-team-script" in base64.b64decode(versions[3]["LaunchTemplateData"]["UserData"])
     assert world.nodegroup_version("prod", "ng-a") == "4"
 

@@ -10,10 +10,12 @@ from eks_proxy.engine.reconcile import (
     Decision,
     LaunchTemplateRef,
     NodegroupState,
+    OurVersion,
     Outcome,
     TemplateVersion,
     client_token,
     find_reusable_version,
+    made_by_us,
     reconcile_nodegroup,
     version_description,
 )
@@ -293,3 +295,32 @@ def test_an_edited_part_of_ours_is_drift_not_up_to_date() -> None:
     d = decide(nodegroup(), b64(edited))
     assert d.outcome is Outcome.CREATE_VERSION
     assert base64.b64decode(d.new_user_data or "") == render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)
+
+
+def test_the_description_names_the_parameter_version_and_reads_back() -> None:
+    text = version_description("0123456789abcdef", 3, 17)
+    assert text == "eks-proxy 0123456789abcdef from v3 parameter v17"
+    assert made_by_us(text) == OurVersion("0123456789abcdef", 3, 17)
+    # versions made before the parameter version was recorded, and anyone else's
+    assert made_by_us("eks-proxy 0123456789abcdef from v3") == OurVersion("0123456789abcdef", 3, None)
+    assert made_by_us("eks-proxy 0123456789abcdef from v3x") is None
+    assert made_by_us("my own version") is None
+    assert made_by_us(None) is None
+    assert len(version_description("f" * 16, 10**9, 10**9)) <= 255  # EC2's VersionDescription limit
+
+
+def test_a_version_made_from_a_parameter_version_is_reused_and_reports_it() -> None:
+    first = decide(nodegroup())
+    assert first.new_user_data is not None and first.desired_fingerprint is not None
+    made = TemplateVersion(4, first.new_user_data, version_description(first.desired_fingerprint, 3, 9))
+    assert decide(nodegroup(), candidates=[made]).target_version == 4
+    running = reconcile_nodegroup(nodegroup(launch_template=LaunchTemplateRef("lt-1", None, 4)), made, CONFIG, CONTEXT)
+    assert (running.outcome, running.current_parameter_version) == (Outcome.UP_TO_DATE, 9)
+
+
+def test_the_parameter_version_is_not_believed_when_the_user_data_disagrees() -> None:
+    first = decide(nodegroup())
+    assert first.desired_fingerprint is not None
+    edited = TemplateVersion(4, b64(USER_SCRIPT), version_description(first.desired_fingerprint, 3, 9))
+    d = reconcile_nodegroup(nodegroup(), edited, CONFIG, CONTEXT)
+    assert d.current_parameter_version is None

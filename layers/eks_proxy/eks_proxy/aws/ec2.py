@@ -57,18 +57,25 @@ def later_versions(ec2: Any, ref: LaunchTemplateRef, after: int) -> list[Templat
 
 
 def create_template_version(
-    ec2: Any, ref: LaunchTemplateRef, template_id: str, source_version: int, fingerprint: str, user_data: str
+    ec2: Any,
+    ref: LaunchTemplateRef,
+    template_id: str,
+    source_version: int,
+    fingerprint: str,
+    user_data: str,
+    parameter_version: int | None = None,
 ) -> int:
     """A new version copied from `source_version` with only the user data replaced; returns its number.
 
     The ClientToken is derived from (template id, source version, fingerprint): two racing refreshes of the same
-    change get the same version back from EC2 instead of two versions.
+    change get the same version back from EC2 instead of two versions. The description names the
+    fingerprint, the source version and the parameter version the value came from (`reconcile.version_description`).
     """
     response = ec2.create_launch_template_version(
         **_template_args(ref),
         SourceVersion=str(source_version),
         LaunchTemplateData={"UserData": user_data},
-        VersionDescription=version_description(fingerprint, source_version),
+        VersionDescription=version_description(fingerprint, source_version, parameter_version),
         ClientToken=client_token(template_id, source_version, fingerprint),
     )
     return int(response["LaunchTemplateVersion"]["VersionNumber"])

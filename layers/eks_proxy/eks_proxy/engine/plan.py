@@ -144,8 +144,11 @@ def refresh_launch_template(
     nodegroup: str,
     config: ProxyConfig,
     cache: ContextCache | None = None,
+    parameter_version: int | None = None,
 ) -> Decision:
     """Re-read the node group and make its launch template carry the desired configuration.
+
+    `parameter_version` (the parameter version `config` was read from) goes into a created version's description.
 
     Returns the decision with `target_version` set to the version to roll to: the version just created
     (CREATE_VERSION), the one made earlier (ROLL_EXISTING) or the current one (UP_TO_DATE). Out of scope (for
@@ -170,7 +173,13 @@ def refresh_launch_template(
             cluster, nodegroup, Outcome.OUT_OF_SCOPE, reason=f"launch template {lt.label()} no longer exists"
         )
     created = create_template_version(
-        clients.ec2, lt, template_id, decision.current_version, decision.desired_fingerprint, decision.new_user_data
+        clients.ec2,
+        lt,
+        template_id,
+        decision.current_version,
+        decision.desired_fingerprint,
+        decision.new_user_data,
+        parameter_version,
     )
     return Decision(
         cluster=cluster,

@@ -8,8 +8,9 @@ or "roll the version you already made".
 The impure `plan_scope` / `refresh_launch_template` that read AWS and apply a decision live in `eks_proxy.engine.plan`
 (they take the boto3 clients as arguments), so this module stays free of AWS.
 
-A version we create is recognisable by its description, `eks-proxy <fingerprint> from v<source version>`, and by the
-fingerprint inside its user data; both must agree before it is reused.
+A version we create is recognisable by its description, `eks-proxy <fingerprint> from v<source version> parameter
+v<parameter version>` (the last part is absent on versions made before it was recorded), and by the fingerprint
+inside its user data; both must agree before it is reused. `made_by_us` reads the description back.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from eks_proxy.userdata.node_os import NodeOS, node_os_for
 NO_TEMPLATE_REMEDY = "recreate the node group with a launch template (EKS cannot add one to an existing node group)"
 # Node group states in which an update can never start (CREATING/UPDATING only delay it: the rollout waits).
 _DEAD_STATUSES = frozenset({"DELETING", "CREATE_FAILED", "DELETE_FAILED"})
-_DESCRIPTION = re.compile(r"^eks-proxy (?P<fingerprint>[0-9A-Za-z]+) from v(?P<source>\d+)")
+_DESCRIPTION = re.compile(
+    r"^eks-proxy (?P<fingerprint>[0-9A-Za-z]+) from v(?P<source>\d+)(?: parameter v(?P<parameter>\d+))?(?:$|\s)"
+)
 
 
 class Outcome(StrEnum):
@@ -97,6 +100,9 @@ class Decision:
     desired_fingerprint: str | None = None
     new_user_data: str | None = field(default=None, repr=False)
     current_user_data: str | None = field(default=None, repr=False)  # base64, as read (for `eks-proxy plan` diffs)
+    # The parameter version the running launch template version was made from, when eks-proxy made it (its
+    # description says so and the fingerprint in its user data agrees); None for anyone else's version.
+    current_parameter_version: int | None = None
 
     @property
     def needs_rollout(self) -> bool:
@@ -120,9 +126,29 @@ class Decision:
         }
 
 
-def version_description(fingerprint: str, source_version: int) -> str:
-    """The VersionDescription of a version we create (EC2 allows 255 characters)."""
-    return f"eks-proxy {fingerprint} from v{source_version}"
+def version_description(fingerprint: str, source_version: int, parameter_version: int | None = None) -> str:
+    """The VersionDescription of a version we create (EC2 allows 255 characters): our fingerprint, the version it was
+    copied from and the parameter version whose value it carries (so `eks-proxy fleet` needs no side store)."""
+    made_from = f" parameter v{parameter_version}" if parameter_version is not None else ""
+    return f"eks-proxy {fingerprint} from v{source_version}{made_from}"
+
+
+@dataclass(frozen=True)
+class OurVersion:
+    """What the description of a launch template version we made says."""
+
+    fingerprint: str
+    source_version: int
+    parameter_version: int | None
+
+
+def made_by_us(description: str | None) -> OurVersion | None:
+    """The description of a version we made, read back; None for any other description."""
+    match = _DESCRIPTION.match(description or "")
+    if not match:
+        return None
+    parameter = match["parameter"]
+    return OurVersion(match["fingerprint"], int(match["source"]), int(parameter) if parameter else None)
 
 
 def client_token(template_id: str, source_version: int, fingerprint: str) -> str:
@@ -221,8 +247,10 @@ def reconcile_nodegroup(
         )
     desired = desired_fingerprint(config, context, node_os)
     have = _fingerprint_of(current.user_data)
+    ours = made_by_us(current.description)
     out = replace(
         out,
+        current_parameter_version=ours.parameter_version if ours and have and ours.fingerprint == have else None,
         current_version=current.number,
         current_fingerprint=have,
         desired_fingerprint=desired,

@@ -236,7 +236,10 @@ def refresh(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:
         step.log("refresh", {"cluster": cluster, "nodegroup": nodegroup, "outcome": "superseded", "reason": reason})
         return RefreshResult.not_refreshed("superseded", reason, waits=waits).to_output()
     try:
-        decision = refresh_launch_template(step.clients, step.settings, cluster, nodegroup, config, step.cache)
+        _, pinned_version = _pinned(step, event.get("parameter") or {})
+        decision = refresh_launch_template(
+            step.clients, step.settings, cluster, nodegroup, config, step.cache, parameter_version=pinned_version
+        )
     except ClientError as error:
         raise _aws(error, cluster, nodegroup) from None
     except NodegroupUpdating as updating:
