@@ -5,13 +5,13 @@ here at exactly that version (never carried in the execution history) and used e
 environment. ``registry`` falls back to ``REGISTRY_PROBE``.
 Output: ``{"ok", "result", "detail", "latency_ms", "status"}``; ``ok`` false stops the rollout before any change.
 
-Optional environment: ``PREFLIGHT_CONNECT_TIMEOUT_SECONDS`` (3), ``PREFLIGHT_IO_TIMEOUT_SECONDS`` (5) and
-``PREFLIGHT_CA_BUNDLE`` (a PEM file replacing the system CAs, for a TLS-inspecting proxy or a private registry).
+Optional environment (read through `eks_proxy.config.Settings`): ``PREFLIGHT_CONNECT_TIMEOUT_SECONDS`` (3),
+``PREFLIGHT_IO_TIMEOUT_SECONDS`` (5) and ``PREFLIGHT_CA_BUNDLE`` (a PEM file replacing the system CAs, for a
+TLS-inspecting proxy or a private registry).
 """
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
@@ -27,10 +27,7 @@ from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
 logger = Logger()
 metrics = Metrics()
-SETTINGS = Settings.from_env(required=())
-CONNECT_TIMEOUT = float(os.environ.get("PREFLIGHT_CONNECT_TIMEOUT_SECONDS", "") or "3")
-IO_TIMEOUT = float(os.environ.get("PREFLIGHT_IO_TIMEOUT_SECONDS", "") or "5")
-CA_BUNDLE = os.environ.get("PREFLIGHT_CA_BUNDLE", "") or None
+SETTINGS = Settings.from_env(required=())  # a malformed PREFLIGHT_* variable fails at cold start
 
 
 @cache
@@ -67,7 +64,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         else:
             logger.info("probing", extra={"proxy": config.https_proxy})
             result = preflight(
-                config, registry, connect_timeout=CONNECT_TIMEOUT, io_timeout=IO_TIMEOUT, cafile=CA_BUNDLE
+                config,
+                registry,
+                connect_timeout=SETTINGS.preflight_connect_timeout_seconds,
+                io_timeout=SETTINGS.preflight_io_timeout_seconds,
+                cafile=SETTINGS.preflight_ca_bundle or None,
             )
     log = logger.info if result.ok else logger.error
     log(result.detail, extra={"result": result.result, "latency_ms": result.latency_ms, "status": result.status})

@@ -8,7 +8,6 @@ when ``ok`` is false. The Kubernetes token is never logged.
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
@@ -24,7 +23,6 @@ from eks_proxy.metrics import VERIFY_ERRORS, VERIFY_NODES_FAILED, VERIFY_NODES_P
 logger = Logger()
 metrics = Metrics()
 SETTINGS = Settings.from_env(required=())  # a malformed VERIFY_* variable fails at cold start
-POLL_SECONDS = float(os.environ.get("VERIFY_POLL_SECONDS", "") or "2")
 CLEANUP_RESERVE_SECONDS = 30  # deleting the pods of a large node group, with the API server's latency
 
 
@@ -63,7 +61,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 image=image,
                 namespace=namespace,
                 timeout_seconds=timeout,
-                poll_seconds=POLL_SECONDS,
+                poll_seconds=SETTINGS.verify_poll_seconds,
             )
         finally:
             api.close()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
-from eks_proxy.config import Settings, SettingsError
+from eks_proxy.config import DEFAULTS, ENVIRONMENT, Settings, SettingsError
+
+REPO = Path(__file__).resolve().parents[2]
 
 BASE = {"CLUSTER_NAMES": "prod, staging ,", "ALARM_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:eks-proxy"}
 
@@ -77,3 +82,79 @@ def test_malformed_values_fail_with_one_line(name: str, value: str, message: str
     with pytest.raises(SettingsError, match=message) as error:
         Settings.from_env(BASE | {name: value})
     assert "\n" not in str(error.value)
+
+
+def test_check_timeouts_and_ca_bundle_are_settings() -> None:
+    s = Settings.from_env(
+        BASE
+        | {
+            "PREFLIGHT_CONNECT_TIMEOUT_SECONDS": "1.5",
+            "PREFLIGHT_IO_TIMEOUT_SECONDS": "2",
+            "PREFLIGHT_CA_BUNDLE": " /opt/ca.pem ",
+            "VERIFY_POLL_SECONDS": "0.05",
+        }
+    )
+    assert (s.preflight_connect_timeout_seconds, s.preflight_io_timeout_seconds) == (1.5, 2.0)
+    assert (s.preflight_ca_bundle, s.verify_poll_seconds) == ("/opt/ca.pem", 0.05)
+    assert (DEFAULTS.preflight_connect_timeout_seconds, DEFAULTS.preflight_io_timeout_seconds) == (3.0, 5.0)
+    assert (DEFAULTS.preflight_ca_bundle, DEFAULTS.verify_poll_seconds) == ("", 2.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "PREFLIGHT_IO_TIMEOUT_SECONDS",
+            "soon",
+            "PREFLIGHT_IO_TIMEOUT_SECONDS must be a number of seconds, got 'soon'",
+        ),
+        ("PREFLIGHT_CONNECT_TIMEOUT_SECONDS", "0", "PREFLIGHT_CONNECT_TIMEOUT_SECONDS must be > 0, got 0"),
+        ("VERIFY_POLL_SECONDS", "nan", "VERIFY_POLL_SECONDS must be > 0, got nan"),
+    ],
+)
+def test_malformed_check_settings_fail_with_one_line(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(BASE | {name: value}, required=())
+    assert str(error.value) == message
+
+
+def test_blank_means_the_default() -> None:
+    blank = {variable: "  " for variable in ENVIRONMENT.values()}
+    assert Settings.from_env(blank, required=()) == DEFAULTS
+
+
+def _documented_environment() -> dict[str, str]:
+    """ARCHITECTURE.md's table of the function environment: variable -> default cell."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    start = text.index("| variable | meaning | default |")
+    rows: dict[str, str] = {}
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for variable in re.findall(r"`([A-Z_]+)`", cells[0]):
+            rows[variable] = cells[-1]
+    return rows
+
+
+def _as_documented(value: object) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    if isinstance(value, tuple):
+        return f"`{','.join(value)}`" if value else '`""`'
+    return f"`{value}`" if value != "" else '`""`'
+
+
+def test_architecture_environment_table_matches_the_settings() -> None:
+    documented = _documented_environment()
+    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+
+    assert set(documented) - powertools == set(ENVIRONMENT.values())
+    for name, variable in ENVIRONMENT.items():
+        default = getattr(DEFAULTS, name)
+        if documented[variable].startswith("(required"):
+            assert default in ("", ()), f"{variable} is documented as required but defaults to {default!r}"
+        else:
+            assert documented[variable] == _as_documented(default), variable

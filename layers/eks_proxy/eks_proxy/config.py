@@ -1,29 +1,45 @@
-"""Typed settings of the engine functions, parsed once from the function environment.
+"""Typed settings of the functions, parsed once from the function environment: one place per default.
 
-A missing or malformed required variable raises `SettingsError` at cold start (module import of the handler), so
-a broken deployment fails loudly on its first invocation instead of half-working.
+Each `Settings` field names its environment variable, its parser and its default exactly once (the field's
+``metadata`` and ``default``); `Settings.from_env` reads them all from that table, `DEFAULTS` is the settings with
+nothing set, and everything else that needs a default (the CLI, the pure reconcile decision) reads it from there.
+docs/ARCHITECTURE.md's environment table lists the same variables (a test compares the two).
+
+An empty or blank variable means its default. A missing or malformed required variable raises `SettingsError` at
+cold start (module import of the handler), so a broken deployment fails loudly on its first invocation instead of
+half-working.
 
 >>> s = Settings.from_env({"CLUSTER_NAMES": "prod, staging", "ALARM_TOPIC_ARN": "arn:aws:sns:eu-west-1:1:t"})
 >>> s.cluster_names, s.max_concurrency, s.opt_out_tag_key
 (('prod', 'staging'), 2, 'eks-proxy/skip')
+>>> ENVIRONMENT["verify_poll_seconds"]
+'VERIFY_POLL_SECONDS'
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 DEFAULT_REQUIRED = ("CLUSTER_NAMES", "ALARM_TOPIC_ARN")
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 class SettingsError(ValueError):
     """The function environment is incomplete or malformed (one line, names the variable)."""
 
 
-def _csv(text: str) -> tuple[str, ...]:
+# --- parsers: (variable name, non-blank text) -> value ------------------------------------------------------------
+
+
+def _text(name: str, text: str) -> str:
+    return text.strip()
+
+
+def _csv(name: str, text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
@@ -36,36 +52,70 @@ def _bool(name: str, text: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {text!r}")
 
 
-def _int(name: str, text: str, minimum: int) -> int:
+def _int(minimum: int) -> Callable[[str, str], int]:
+    def parse(name: str, text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(name: str, text: str) -> float:
     try:
-        value = int(text.strip())
+        value = float(text.strip())
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {text!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+        raise SettingsError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise SettingsError(f"{name} must be > 0, got {text.strip()}")
     return value
+
+
+def _parameter_name(name: str, text: str) -> str:
+    value = text.strip()
+    if not value.startswith("/"):
+        # The SSM event carries the name with its leading slash; a bare name would never match it.
+        raise SettingsError(f"{name} must start with '/', got {value!r}")
+    return value
+
+
+def _env(variable: str, parse: Callable[[str, str], Any], default: Any) -> Any:
+    """A settings field read from ``variable`` with ``parse``; ``default`` when unset or blank."""
+    return field(default=default, metadata={"env": variable, "parse": parse})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the engine reads from its environment (see docs/ARCHITECTURE.md, "Engine contract")."""
+    """Everything the functions read from their environment (docs/ARCHITECTURE.md, "Function environment")."""
 
-    cluster_names: tuple[str, ...]
-    alarm_topic_arn: str
-    proxy_parameter_name: str = "/eks-proxy/config"
-    opt_out_tag_key: str = "eks-proxy/skip"
-    os_hint_tag_key: str = "eks-proxy/os"
-    state_machine_arn: str = ""
-    own_role_arns: tuple[str, ...] = ()
-    max_concurrency: int = 2
-    rollback_on_failure: bool = True
-    force_update: bool = False
-    registry_probe: str = "registry-1.docker.io:443"
-    verify_image: str = "docker.io/library/busybox:1.36"
-    verify_namespace: str = "eks-proxy-verify"
-    verify_timeout_seconds: int = 240
-    rollout_wait_seconds: int = 30
-    max_nodegroups_per_rollout: int = 150
+    cluster_names: tuple[str, ...] = _env("CLUSTER_NAMES", _csv, ())
+    alarm_topic_arn: str = _env("ALARM_TOPIC_ARN", _text, "")
+    proxy_parameter_name: str = _env("PROXY_PARAMETER_NAME", _parameter_name, "/eks-proxy/config")
+    opt_out_tag_key: str = _env("OPT_OUT_TAG_KEY", _text, "eks-proxy/skip")
+    os_hint_tag_key: str = _env("OS_HINT_TAG_KEY", _text, "eks-proxy/os")
+    state_machine_arn: str = _env("STATE_MACHINE_ARN", _text, "")
+    own_role_arns: tuple[str, ...] = _env("OWN_ROLE_ARNS", _csv, ())
+    max_concurrency: int = _env("MAX_CONCURRENCY", _int(1), 2)
+    rollback_on_failure: bool = _env("ROLLBACK_ON_FAILURE", _bool, True)
+    force_update: bool = _env("FORCE_UPDATE", _bool, False)
+    registry_probe: str = _env("REGISTRY_PROBE", _text, "registry-1.docker.io:443")
+    verify_image: str = _env("VERIFY_IMAGE", _text, "docker.io/library/busybox:1.36")
+    verify_namespace: str = _env("VERIFY_NAMESPACE", _text, "eks-proxy-verify")
+    verify_timeout_seconds: int = _env("VERIFY_TIMEOUT_SECONDS", _int(1), 240)
+    # Seconds between DescribeUpdate polls (and CREATING re-checks) of the rollout.
+    rollout_wait_seconds: int = _env("ROLLOUT_WAIT_SECONDS", _int(0), 30)
+    # Node groups per execution (~110 history events each for a 20-minute update; 25,000 max).
+    max_nodegroups_per_rollout: int = _env("MAX_NODEGROUPS_PER_ROLLOUT", _int(1), 150)
+    # The preflight's probe: TCP connect to the proxy, then every read/write; a PEM file replacing the system CAs.
+    preflight_connect_timeout_seconds: float = _env("PREFLIGHT_CONNECT_TIMEOUT_SECONDS", _seconds, 3.0)
+    preflight_io_timeout_seconds: float = _env("PREFLIGHT_IO_TIMEOUT_SECONDS", _seconds, 5.0)
+    preflight_ca_bundle: str = _env("PREFLIGHT_CA_BUNDLE", _text, "")
+    # Seconds between two looks at the verification pods.
+    verify_poll_seconds: float = _env("VERIFY_POLL_SECONDS", _seconds, 2.0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, required: Iterable[str] = DEFAULT_REQUIRED) -> Settings:
@@ -74,30 +124,14 @@ class Settings:
         missing = [name for name in required if not env.get(name, "").strip()]
         if missing:
             raise SettingsError(f"missing required environment variable(s): {', '.join(missing)}")
-        clusters = _csv(env.get("CLUSTER_NAMES", ""))
-        parameter = env.get("PROXY_PARAMETER_NAME", "").strip() or "/eks-proxy/config"
-        if not parameter.startswith("/"):
-            # The SSM event carries the name with its leading slash; a bare name would never match it.
-            raise SettingsError(f"PROXY_PARAMETER_NAME must start with '/', got {parameter!r}")
-        return cls(
-            cluster_names=clusters,
-            alarm_topic_arn=env.get("ALARM_TOPIC_ARN", "").strip(),
-            proxy_parameter_name=parameter,
-            opt_out_tag_key=env.get("OPT_OUT_TAG_KEY", "").strip() or "eks-proxy/skip",
-            os_hint_tag_key=env.get("OS_HINT_TAG_KEY", "").strip() or "eks-proxy/os",
-            state_machine_arn=env.get("STATE_MACHINE_ARN", "").strip(),
-            own_role_arns=_csv(env.get("OWN_ROLE_ARNS", "")),
-            max_concurrency=_int("MAX_CONCURRENCY", env.get("MAX_CONCURRENCY", "2") or "2", 1),
-            rollback_on_failure=_bool("ROLLBACK_ON_FAILURE", env.get("ROLLBACK_ON_FAILURE", "true")),
-            force_update=_bool("FORCE_UPDATE", env.get("FORCE_UPDATE", "false")),
-            registry_probe=env.get("REGISTRY_PROBE", "").strip() or "registry-1.docker.io:443",
-            verify_image=env.get("VERIFY_IMAGE", "").strip() or "docker.io/library/busybox:1.36",
-            verify_namespace=env.get("VERIFY_NAMESPACE", "").strip() or "eks-proxy-verify",
-            verify_timeout_seconds=_int("VERIFY_TIMEOUT_SECONDS", env.get("VERIFY_TIMEOUT_SECONDS", "240") or "240", 1),
-            # Optional: seconds between DescribeUpdate polls (and CREATING re-checks) of the rollout.
-            rollout_wait_seconds=_int("ROLLOUT_WAIT_SECONDS", env.get("ROLLOUT_WAIT_SECONDS", "30") or "30", 0),
-            # Optional: node groups per execution (~110 history events each for a 20-minute update; 25,000 max).
-            max_nodegroups_per_rollout=_int(
-                "MAX_NODEGROUPS_PER_ROLLOUT", env.get("MAX_NODEGROUPS_PER_ROLLOUT", "150") or "150", 1
-            ),
-        )
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            text = env.get(spec.metadata["env"], "")
+            if text.strip():
+                values[spec.name] = spec.metadata["parse"](spec.metadata["env"], text)
+        return cls(**values)
+
+
+DEFAULTS = Settings()
+# Field name -> environment variable, for the docs check and for messages.
+ENVIRONMENT: Mapping[str, str] = {spec.name: spec.metadata["env"] for spec in fields(Settings)}

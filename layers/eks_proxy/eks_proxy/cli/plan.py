@@ -15,16 +15,18 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from eks_proxy.cli.main import PROG, CliError, Subparsers
+from eks_proxy.config import DEFAULTS
 
 if TYPE_CHECKING:  # the AWS side is imported when a command runs: `eks-proxy render` starts without botocore
     from eks_proxy.aws.clients import AwsClients
     from eks_proxy.cli.report import PlannedChange
     from eks_proxy.engine.reconcile import Decision
 
-DEFAULT_PARAMETER = "/eks-proxy/config"
+DEFAULT_PARAMETER = DEFAULTS.proxy_parameter_name
 EXIT_CHANGES = 3
 EXIT_AWS = 1
 
@@ -44,8 +46,8 @@ def register(subparsers: Subparsers) -> None:
         "--parameter", metavar="NAME", help=f"read the value from this SSM parameter (default {DEFAULT_PARAMETER})"
     )
     parser.add_argument("--region", help="AWS region (default: the SDK's, e.g. AWS_REGION)")
-    parser.add_argument("--opt-out-tag-key", default="eks-proxy/skip", metavar="KEY", help="as OptOutTagKey")
-    parser.add_argument("--os-hint-tag-key", default="eks-proxy/os", metavar="KEY", help="as OsHintTagKey")
+    parser.add_argument("--opt-out-tag-key", default=DEFAULTS.opt_out_tag_key, metavar="KEY", help="as OptOutTagKey")
+    parser.add_argument("--os-hint-tag-key", default=DEFAULTS.os_hint_tag_key, metavar="KEY", help="as OsHintTagKey")
     parser.set_defaults(handler=run_plan)
 
 
@@ -144,7 +146,6 @@ def _run(args: argparse.Namespace) -> int:
     from eks_proxy.aws.clients import AwsClients
     from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
     from eks_proxy.cli.report import describe, summary
-    from eks_proxy.config import Settings
     from eks_proxy.engine.plan import ContextCache, plan_scope
     from eks_proxy.engine.scope import Scope
     from eks_proxy.proxy.value import parse_proxy_value
@@ -167,9 +168,9 @@ def _run(args: argparse.Namespace) -> int:
     _check_clusters(clients, clusters)
     if args.nodegroup:
         _check_nodegroup(clients, clusters[0], args.nodegroup)
-    settings = Settings(
+    settings = replace(
+        DEFAULTS,
         cluster_names=clusters,
-        alarm_topic_arn="",
         opt_out_tag_key=args.opt_out_tag_key,
         os_hint_tag_key=args.os_hint_tag_key,
     )

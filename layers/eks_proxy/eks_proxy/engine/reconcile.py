@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from eks_proxy.config import DEFAULTS
 from eks_proxy.proxy.no_proxy import NodeContext
 from eks_proxy.proxy.value import ProxyConfig
 from eks_proxy.userdata.merge import UserDataError, desired_fingerprint, find_fingerprint, inject, render_userdata
@@ -207,8 +208,8 @@ def reconcile_nodegroup(
     config: ProxyConfig,
     context: NodeContext,
     *,
-    opt_out_tag_key: str = "eks-proxy/skip",
-    os_hint_tag_key: str = "eks-proxy/os",
+    opt_out_tag_key: str = DEFAULTS.opt_out_tag_key,
+    os_hint_tag_key: str = DEFAULTS.os_hint_tag_key,
     candidates: Sequence[TemplateVersion] = (),
 ) -> Decision:
     """Decide for one node group from its current state.
