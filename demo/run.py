@@ -181,6 +181,7 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
     from tests.conftest import MotoServer, free_port, load_handler
     from tests.integration import moto_eks_updates, moto_lambda_handlers
     from tests.integration.engine_world import PARAMETER, FakeContext
+    from tests.integration.sfn_clock import fast_forward
     from tests.integration.test_rules import make_router
 
     moto_eks_updates.install()
@@ -370,8 +371,14 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
             broken_event = _change_event(PARAMETER, str(uuid.uuid4()))
             route(broken_event)
             started = dispatch.lambda_handler(broken_event, FakeContext())
-            failed = _wait(sfn, started["execution_arn"])
+            with fast_forward() as clock:  # the preflight's retries wait minutes; moto's engine need not
+                failed = _wait(sfn, started["execution_arn"])
             report(f"  dispatch: {started['status']}; state machine: {failed['status']} ({failed.get('error')})")
+            waits = ", ".join(f"{seconds:g}" for seconds in clock.retries)
+            report(
+                f"  {SIMULATED} the preflight probed {len(clock.retries) + 1} times; "
+                f"its retry waits ({waits} s) fast-forwarded"
+            )
             report(f"  preflight: {_preflight_output(sfn, started['execution_arn'])}")
             report(f"  new launch template versions: {_version_count(world) - before}")
             alarms = world.alarms()

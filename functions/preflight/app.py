@@ -4,6 +4,9 @@ Input (engine contract): ``{"parameter": {"name", "version"}, "registry": "host:
 here at exactly that version (never carried in the execution history) and used explicitly, never from the
 environment. ``registry`` falls back to ``REGISTRY_PROBE``.
 Output: ``{"ok", "result", "detail", "latency_ms", "status"}``; ``ok`` false stops the rollout before any change.
+A transient failure (proxy unreachable, timeout, registry not answering) while the state machine still has retries
+(``attempt < retries``) raises ``PreflightNotReady`` instead: the Preflight state retries it with backoff (minutes),
+and only the last attempt's failure is returned (and alarmed).
 
 Optional environment (read through `eks_proxy.config.Settings`): ``PREFLIGHT_CONNECT_TIMEOUT_SECONDS`` (3),
 ``PREFLIGHT_IO_TIMEOUT_SECONDS`` (5) and ``PREFLIGHT_CA_BUNDLE`` (a PEM file replacing the system CAs, for a
@@ -19,10 +22,10 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from eks_proxy.checks.preflight import PreflightResult, invalid_value, preflight
+from eks_proxy.checks.preflight import PreflightNotReady, PreflightResult, invalid_value, preflight
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import ParameterRef, PreflightTask
-from eks_proxy.metrics import PREFLIGHT_FAILED, PREFLIGHT_LATENCY, emit
+from eks_proxy.metrics import PREFLIGHT_FAILED, PREFLIGHT_LATENCY, PREFLIGHT_RETRIED, emit
 from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
 logger = Logger()
@@ -70,8 +73,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 io_timeout=SETTINGS.preflight_io_timeout_seconds,
                 cafile=SETTINGS.preflight_ca_bundle or None,
             )
+    fields = {"result": result.result, "latency_ms": result.latency_ms, "status": result.status}
+    if result.transient and task.retry_left:
+        logger.warning(result.detail, extra=fields | {"attempt": task.attempt, "retries": task.retries})
+        emit(metrics, PREFLIGHT_RETRIED, 1)
+        raise PreflightNotReady(result)
     log = logger.info if result.ok else logger.error
-    log(result.detail, extra={"result": result.result, "latency_ms": result.latency_ms, "status": result.status})
+    log(result.detail, extra=fields)
     emit(metrics, PREFLIGHT_FAILED, 0 if result.ok else 1)
     total = result.latency_ms.get("total")
     if isinstance(total, int | float):

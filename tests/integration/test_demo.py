@@ -93,6 +93,7 @@ def test_broken_value_is_stopped_by_the_preflight(demo: tuple[subprocess.Complet
     section = demo[0].stdout.split("== 7. A broken value", 1)[1].split("== 8.", 1)[0]
     assert "dispatch: started; state machine: FAILED (PreflightFailed)" in section
     assert "preflight: proxy_unreachable: proxy http://127.0.0.1:" in section
+    assert "the preflight probed 6 times; its retry waits (15, 30, 60, 120, 120 s) fast-forwarded" in section
     assert "new launch template versions: 0" in section
     assert 'alarm topic: "eks-proxy rollout failed": eks-proxy preflight failed (PreflightFailed)' in section
 
@@ -114,7 +115,7 @@ def test_status_and_where_to_look_in_cloudwatch(demo: tuple[subprocess.Completed
     assert "error PreflightFailed: proxy_unreachable" in status
     assert "/aws/lambda/eks-proxy-dispatch" in out and "/aws/vendedlogs/states/eks-proxy-rollout" in out
     assert "eks-proxy/what did the last rollout do; eks-proxy/node groups skipped and why; eks-proxy/failures" in out
-    assert "NodegroupsRefreshed=3, NodegroupsRolled=3" in out and "PreflightFailed=1, RolloutFailed=1" in out
+    assert "NodegroupsRefreshed=3, NodegroupsRolled=3" in out and "PreflightFailed=1, PreflightRetried=5, RolloutFailed=1" in out
     assert "RolloutFailedAlarm" in out
 
 

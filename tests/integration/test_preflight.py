@@ -295,6 +295,94 @@ def test_proxy_that_cannot_reach_the_registry(proxy: ProxyService) -> None:
     assert f"could not reach localhost:{closed}" in result.detail
 
 
+HOSTILE = "IGNORE-PREVIOUS <script>alarm-me</script> AKIAIOSFODNN7EXAMPLE"
+
+
+class _Hostile:
+    """A TCP server that answers every connection with the same scripted bytes: a proxy (or whatever the proxy
+    address points at) trying to get its own text into our alarms, logs and execution history."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self._answer = answer
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(self._answer)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.sock.close()
+        self._thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("answer", "result", "status"),
+    [
+        (f"HTTP/1.1 403 {HOSTILE}\r\nX-Note: {HOSTILE}\r\n\r\n{HOSTILE}", "connect_refused", 403),
+        (f'HTTP/1.1 407 {HOSTILE}\r\nProxy-Authenticate: Basic realm="{HOSTILE}"\r\n\r\n', "connect_refused", 407),
+        (f"HTTP/1.1 502 {HOSTILE}\r\n\r\n{HOSTILE}", "registry_not_answering", 502),
+        (f"{HOSTILE}\r\n\r\n", "connect_refused", None),
+        (f"HTTP/1.1 200 {HOSTILE}\r\n\r\n{HOSTILE}\r\n", "tls_failure", None),
+    ],
+    ids=["403", "407", "502", "not-http", "200-then-text"],
+)
+def test_failure_text_never_carries_what_the_peer_served(answer: str, result: str, status: int | None) -> None:
+    """Only the status code and our own words reach the result: a hostile reason phrase, header or body does not."""
+    hostile = _Hostile(answer.encode())
+    try:
+        found = probe_registry(f"http://127.0.0.1:{hostile.port}", "registry.example:443", io_timeout=2)
+    finally:
+        hostile.stop()
+
+    assert (found.result, found.status) == (result, status)
+    for word in ("IGNORE", "script", "alarm-me", "AKIA"):
+        assert word not in found.detail
+    if status is not None:
+        assert str(status) in found.detail
+
+
+def test_a_registry_header_value_is_echoed_only_in_its_known_shape(proxy: ProxyService, pki: Pki) -> None:
+    """A TLS server claiming to be a registry with a hostile Docker-Distribution-API-Version value."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(pki.good.cert), str(pki.good.key))
+    server = socket.create_server(("127.0.0.1", 0))
+    port = int(server.getsockname()[1])
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(4096)
+            tls.sendall(
+                f"HTTP/1.1 401 {HOSTILE}\r\nDocker-Distribution-API-Version: {HOSTILE}\r\n"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        found = probe_registry(f"http://127.0.0.1:{proxy.port}", f"localhost:{port}", cafile=str(pki.ca.cert))
+    finally:
+        thread.join(5)
+        server.close()
+
+    assert found.result == "ok"
+    assert "IGNORE" not in found.detail and "script" not in found.detail
+    assert "Docker-Distribution-API-Version: (set)" in found.detail
+
+
 # -- the handler, as the state machine calls it: the value read from SSM at the pinned version -------------------
 
 
@@ -346,6 +434,40 @@ def test_handler_reports_the_latest_failure_when_pinned_to_it(
 
     assert out["ok"] is False
     assert out["result"] == "proxy_unreachable"
+
+
+def test_handler_raises_transient_failures_while_the_state_machine_has_retries(
+    handler: ModuleType, moto_server: MotoServer, registry: RegistryService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """attempt < retries: PreflightNotReady (the Preflight state retries it); the last attempt returns the failure."""
+    from eks_proxy.checks.preflight import PreflightNotReady
+
+    _put(moto_server, f"http://127.0.0.1:{free_port()}")
+    task = {"parameter": {"name": "/eks-proxy/config", "version": 1}, "registry": f"localhost:{registry.port}"}
+
+    with pytest.raises(
+        PreflightNotReady, match=r"^proxy_unreachable: proxy http://127\.0\.0\.1:\d+: connection refused"
+    ):
+        handler.lambda_handler(task | {"attempt": 0, "retries": 5}, _Context())
+    assert '"PreflightRetried":[1.0]' in capsys.readouterr().out
+    out = handler.lambda_handler(task | {"attempt": 5, "retries": 5}, _Context())
+    assert (out["ok"], out["result"]) == (False, "proxy_unreachable")
+    assert '"PreflightFailed":[1.0]' in capsys.readouterr().out
+
+
+def test_handler_never_retries_a_configuration_failure(
+    handler: ModuleType, moto_server: MotoServer, registry: RegistryService, tmp_path: Path
+) -> None:
+    """A 403 from the proxy is a configuration problem: returned at once, whatever retries are left."""
+    require_tool("tinyproxy")
+    strict = start_tinyproxy(workdir=tmp_path, connect_ports=[443])
+    try:
+        _put(moto_server, f"http://127.0.0.1:{strict.port}")
+        task = {"parameter": {"name": "/eks-proxy/config", "version": 1}, "registry": f"localhost:{registry.port}"}
+        out = handler.lambda_handler(task | {"attempt": 0, "retries": 5}, _Context())
+    finally:
+        strict.stop()
+    assert (out["ok"], out["result"], out["status"]) == (False, "connect_refused", 403)
 
 
 def test_handler_refuses_a_hostile_value_without_probing_or_echoing_it(

@@ -12,6 +12,7 @@ import base64
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests.integration.engine_world import World, build_world
 from tests.integration.fake_k8s import FakeKubernetes
 from tests.integration.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
 from tests.integration.nodesim.services import ProxyService, RegistryService, start_registry, start_tinyproxy
+from tests.integration.sfn_clock import fast_forward
 from tests.integration.test_rollout_sm import _moto_config, dispatch, finished, update_calls
 
 moto_eks_updates.install()
@@ -75,6 +77,7 @@ class Rig:
     world: World
     fake: FakeKubernetes
     nodes: dict[str, list[str]]
+    preflight: Any  # the real preflight handler module
 
 
 @pytest.fixture
@@ -120,7 +123,7 @@ def rig(moto_server: MotoServer, checks: Checks, monkeypatch: pytest.MonkeyPatch
         }
     )
     try:
-        yield Rig(world=w, fake=fake, nodes=nodes)
+        yield Rig(world=w, fake=fake, nodes=nodes, preflight=preflight)
     finally:
         fake.stop()
         _moto_config(moto_server, False)
@@ -146,9 +149,48 @@ def test_real_verification_failure_rolls_back_and_alarms(rig: Rig) -> None:
 
 
 def test_real_preflight_failure_touches_nothing(rig: Rig) -> None:
+    """A proxy that never comes back: probed six times over about six minutes (fast-forwarded), then one alarm."""
     rig.world.put_proxy(f"http://127.0.0.1:{free_port()}")
-    execution = finished(rig.world, dispatch(rig.world)["execution_arn"])
+    with fast_forward() as clock:
+        execution = finished(rig.world, dispatch(rig.world)["execution_arn"])
     assert (execution["status"], execution["error"]) == ("FAILED", "PreflightFailed")
     assert "proxy_unreachable" in execution["cause"]
+    assert clock.retries == [15, 30, 60, 120, 120]  # PreflightNotReady's backoff: minutes, not one try
+    assert len(_preflight_calls()) == 6
     assert moto_eks_updates.CALLS == []
     assert all(len(rig.world.versions(f"prod-{name}")) == 1 for name in NODEGROUPS)
+    [alarm] = rig.world.alarms()
+    assert alarm["message"]["stage"] == "preflight"
+
+
+def _preflight_calls() -> list[dict[str, Any]]:
+    return [event for name, event in moto_lambda_handlers.INVOCATIONS if name == "eks-proxy-preflight"]
+
+
+def test_a_proxy_that_first_refuses_then_answers_is_ridden_out(rig: Rig, checks: Checks, tmp_path: Path) -> None:
+    """The proxy is restarting when the change lands: nothing listens at first (connection refused), then it
+    answers. The preflight's retries carry the rollout through; no alarm."""
+    port = free_port()
+    rig.world.put_proxy(f"http://127.0.0.1:{port}")
+    started: list[ProxyService] = []
+
+    def preflight_while_the_proxy_comes_up(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return rig.preflight.lambda_handler(event, context)
+        finally:
+            if len(_preflight_calls()) == 2 and not started:  # two refusals, then the proxy is up
+                started.append(start_tinyproxy(port=port, workdir=tmp_path / "late-proxy", connect_ports=()))
+
+    moto_lambda_handlers.register("eks-proxy-preflight", preflight_while_the_proxy_comes_up)
+    try:
+        with fast_forward() as clock:
+            execution = finished(rig.world, dispatch(rig.world)["execution_arn"])
+    finally:
+        for proxy in started:
+            proxy.stop()
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert clock.retries == [15, 30]
+    assert [e["attempt"] for e in _preflight_calls()] == [0, 1, 2]
+    for name in NODEGROUPS:
+        assert rig.world.nodegroup_version("prod", name) == "2"
+    assert rig.world.alarms() == []

@@ -169,6 +169,8 @@ def test_success_canary_first_then_the_rest_and_replays_change_nothing(world: Wo
         "change_id": change_id,
         "parameter": {"name": "/eks-proxy/config", "version": 1},
         "registry": "registry-1.docker.io:443",
+        "attempt": 0,
+        "retries": 5,
     }
     assert stubs.verify_inputs[0] == {
         "change_id": change_id,

@@ -59,6 +59,7 @@ DRIFT_PERSISTING = "DriftPersisting"
 # preflight
 PREFLIGHT_FAILED = "PreflightFailed"
 PREFLIGHT_LATENCY = "PreflightLatency"
+PREFLIGHT_RETRIED = "PreflightRetried"
 # verify
 VERIFY_NODES_PASSED = "VerifyNodesPassed"
 VERIFY_NODES_FAILED = "VerifyNodesFailed"
@@ -109,6 +110,9 @@ REGISTRY: dict[str, MetricSpec] = {
         ),
         MetricSpec(PREFLIGHT_FAILED, _COUNT, (), "preflight", "0 per passed, 1 per failed preflight (Sum = failures)"),
         MetricSpec(PREFLIGHT_LATENCY, "Milliseconds", (), "preflight", "the whole probe through the proxy"),
+        MetricSpec(
+            PREFLIGHT_RETRIED, _COUNT, (), "preflight", "a transient preflight failure the state machine probes again"
+        ),
         MetricSpec(VERIFY_NODES_PASSED, _COUNT, (), "verify", "nodes whose verification pod pulled the image"),
         MetricSpec(VERIFY_NODES_FAILED, _COUNT, (), "verify", "nodes whose verification pod did not pull the image"),
         MetricSpec(VERIFY_ERRORS, _COUNT, (), "verify", "verifications that could not run (API, access, namespace)"),

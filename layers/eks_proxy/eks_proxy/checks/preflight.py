@@ -9,8 +9,10 @@ containerd takes for an HTTPS registry:
 3. TLS with the registry through the tunnel (SNI + certificate verification),
 4. ``GET /v2/``: a registry answers 200 or 401 with a ``Docker-Distribution-API-Version`` header.
 
-Each step has a short timeout and its own result, so the operator reads *which* hop is broken. Pure stdlib
-(socket/ssl): no HTTP library would let us stop and report between the hops.
+Each step has a short timeout and its own result, so the operator reads *which* hop is broken. A result's
+``detail`` is made of our own words, addresses from the value and status codes only: nothing the proxy or the far end
+serves (reason phrases, bodies, status lines, header values) is echoed into logs, alarms or the execution history.
+Pure stdlib (socket/ssl): no HTTP library would let us stop and report between the hops.
 
 >>> r = probe_registry("http://127.0.0.1:9", "registry.example:443", connect_timeout=0.5)
 >>> r.result, r.ok
@@ -19,6 +21,7 @@ Each step has a short timeout and its own result, so the operator reads *which* 
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import time
@@ -41,8 +44,14 @@ Outcome = Literal[
     "invalid_value",
 ]
 
+# Results that may clear up on their own (the proxy restarting, a registry hiccup, a network path converging): the
+# rollout retries them with backoff before it gives up. A refused CONNECT (403/407), a TLS failure or an invalid
+# value is a configuration problem: retrying would only delay the alarm.
+TRANSIENT: frozenset[Outcome] = frozenset({"proxy_unreachable", "timeout", "registry_not_answering"})
+
 DEFAULT_REGISTRY = "registry-1.docker.io:443"
 _MAX_HEAD = 64 * 1024
+_API_VERSION = re.compile(r"registry/[0-9]{1,3}(\.[0-9]{1,3}){0,2}")
 _USER_AGENT = "eks-proxy-preflight/1"
 # A proxy answering CONNECT with one of these could not reach the registry: the proxy works, its far side does not
 # (tinyproxy says "500 Unable to connect", squid 503, others 502/504).
@@ -64,6 +73,11 @@ class PreflightResult:
     @property
     def ok(self) -> bool:
         return self.result == "ok"
+
+    @property
+    def transient(self) -> bool:
+        """A failure worth probing again later (see ``TRANSIENT``)."""
+        return self.result in TRANSIENT
 
     def as_output(self) -> dict[str, Any]:
         """The preflight task output of the engine contract (docs/ARCHITECTURE.md)."""
@@ -104,6 +118,14 @@ def preflight(
         cafile=cafile,
         proxy_cafile=proxy_cafile,
     )
+
+
+class PreflightNotReady(RuntimeError):
+    """A transient preflight failure the state machine retries with backoff (the class name is the error name)."""
+
+    def __init__(self, result: PreflightResult) -> None:
+        super().__init__(f"{result.result}: {result.detail}")
+        self.result = result
 
 
 class _Failed(Exception):
@@ -212,7 +234,7 @@ def probe_registry(
 
         with _hop(latency, "get"):
             status, headers = _get_v2(tunnel, target, where, io_timeout)
-        version = headers.get("docker-distribution-api-version")
+        version = _api_version(headers.get("docker-distribution-api-version"))
         if status in (200, 401) and version:
             detail = (
                 f"registry {target.authority} answered GET /v2/ with {status} "
@@ -293,7 +315,7 @@ def _send_connect(sock: socket.socket, target: _Endpoint, where: str, timeout: f
     request = f"CONNECT {target.authority} HTTP/1.1\r\nHost: {target.authority}\r\nUser-Agent: {_USER_AGENT}\r\n\r\n"
     try:
         sock.sendall(request.encode("ascii"))
-        status, reason, _, pending = _read_head(sock.recv)
+        status, _, _, pending = _read_head(sock.recv)
     except TimeoutError:
         raise _Failed(
             "timeout", f"{where} accepted the connection but did not answer CONNECT within {timeout:g}s"
@@ -309,11 +331,11 @@ def _send_connect(sock: socket.socket, target: _Endpoint, where: str, timeout: f
     if status in _GATEWAY_ERRORS:
         raise _Failed(
             "registry_not_answering",
-            f"{where} could not reach {target.authority}: CONNECT answered {status} {reason}",
+            f"{where} could not reach {target.authority}: CONNECT answered {status}",
             status,
         )
     hint = " (the proxy wants credentials; allow the nodes by source address)" if status == 407 else ""
-    raise _Failed("connect_refused", f"{where} refused CONNECT {target.authority}: {status} {reason}{hint}", status)
+    raise _Failed("connect_refused", f"{where} refused CONNECT {target.authority}: {status}{hint}", status)
 
 
 def _get_v2(tunnel: _TunnelTls, target: _Endpoint, where: str, timeout: float) -> tuple[int, dict[str, str]]:
@@ -333,6 +355,14 @@ def _get_v2(tunnel: _TunnelTls, target: _Endpoint, where: str, timeout: float) -
     except _Malformed as exc:
         raise _Failed("registry_not_answering", f"{target.authority} answered GET /v2/ with non-HTTP ({exc})") from None
     return status, headers
+
+
+def _api_version(value: str | None) -> str | None:
+    """The registry's API version header, only in the shape registries send (``registry/2.0``): whatever the far
+    end serves never reaches our results, logs or the execution history as free text."""
+    if value is None:
+        return None
+    return value if _API_VERSION.fullmatch(value) else "(set)"
 
 
 class _Closed(Exception):
@@ -359,7 +389,7 @@ def _read_head(recv: Callable[[int], bytes]) -> tuple[int, str, dict[str, str], 
     lines = head.decode("iso-8859-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise _Malformed(f"status line {lines[0][:60]!r}")
+        raise _Malformed("no HTTP status line")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")

@@ -20,7 +20,7 @@ Rules for a new model (so the module stays one way of doing things):
 - a model the step returns has ONE ``to_output()`` building its JSON; never hand-build the same dict twice.
 
 >>> PreflightTask.from_event({"parameter": {"name": "/eks-proxy/config", "version": 3}, "registry": None})
-PreflightTask(parameter=ParameterRef(name='/eks-proxy/config', version=3), registry=None)
+PreflightTask(parameter=ParameterRef(name='/eks-proxy/config', version=3), registry=None, attempt=None, retries=None)
 >>> VerifyTask.from_event({"cluster": "prod", "nodegroup": "ng a"})
 Traceback (most recent call last):
 ...
@@ -570,13 +570,22 @@ class UpdateRef:
 
 @dataclass(frozen=True)
 class PreflightTask:
-    """Preflight input: ``{"parameter": {"name", "version"}, "registry": "host:port"}``.
+    """Preflight input: ``{"parameter": {"name", "version"}, "registry": "host:port", "attempt", "retries"}``.
 
-    ``registry`` ``None`` or ``""``: the function's ``REGISTRY_PROBE``.
+    ``registry`` ``None`` or ``""``: the function's ``REGISTRY_PROBE``. ``attempt`` (the state's
+    ``$$.State.RetryCount``) and ``retries`` (the Retry's ``MaxAttempts`` for ``PreflightNotReady``): while
+    ``attempt < retries`` a transient failure is raised for the state machine to retry; ``None``: never raised.
     """
 
     parameter: ParameterRef
     registry: str | None = None
+    attempt: int | None = None
+    retries: int | None = None
+
+    @property
+    def retry_left(self) -> bool:
+        """The state machine will probe again if this attempt fails transiently."""
+        return self.attempt is not None and self.retries is not None and self.attempt < self.retries
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> PreflightTask:
@@ -587,6 +596,8 @@ class PreflightTask:
         return cls(
             parameter=ParameterRef.from_event(doc["parameter"]),
             registry=string(doc.get("registry"), "registry", max_length=300),
+            attempt=integer(doc.get("attempt"), "attempt", low=0, high=100),
+            retries=integer(doc.get("retries"), "retries", low=0, high=100),
         )
 
 
