@@ -104,6 +104,7 @@ class Decision:
     # The parameter version the running launch template version was made from, when eks-proxy made it (its
     # description says so and the fingerprint in its user data agrees); None for anyone else's version.
     current_parameter_version: int | None = None
+    nodegroup_status: str = ""  # DescribeNodegroup's status as read (ACTIVE, UPDATING, ...)
 
     @property
     def needs_rollout(self) -> bool:
@@ -221,7 +222,13 @@ def reconcile_nodegroup(
     >>> # ng = NodegroupState("prod", "ng-a", "ACTIVE", "AL2023_x86_64_STANDARD", LaunchTemplateRef("lt-1", None, 1))
     >>> # reconcile_nodegroup(ng, TemplateVersion(1, "<base64>"), config, ctx).outcome  -> Outcome.CREATE_VERSION
     """
-    out = Decision(nodegroup.cluster, nodegroup.name, Outcome.OUT_OF_SCOPE, launch_template=nodegroup.launch_template)
+    out = Decision(
+        nodegroup.cluster,
+        nodegroup.name,
+        Outcome.OUT_OF_SCOPE,
+        launch_template=nodegroup.launch_template,
+        nodegroup_status=nodegroup.status,
+    )
     if nodegroup.tags.get(opt_out_tag_key, "").strip().lower() == "true":
         return replace(
             out,
