@@ -1,19 +1,27 @@
-"""Issue 2's figures: bytes of a fresh render per node OS (goal <= 2,048 each) and inject throughput.
+"""Render figures: bytes of a fresh render per node OS, typical and worst case, the room that leaves for the user's
+own user data (EC2 allows 16,384 bytes for everything), and inject throughput.
 
-The context is a realistic one: a 32-character EKS endpoint id, a known service CIDR and one VPC CIDR. Throughput
-is measured on a typical AL2023 launch template user data (a user NodeConfig part and a shell script, CRLF as the
-console saves it), for a first injection and for a no-op re-check of already injected user data, each over about
-one second of wall-clock time on this machine.
+Goals: worst case <= 2,048 bytes for every OS, typical al2023 <= 1,500.
+
+- typical: ``http://10.0.0.10:3128``, a realistic cluster: a 32-character EKS endpoint id, a known service CIDR and
+  one VPC CIDR (as the engine renders it: it always knows the VPC CIDRs).
+- worst: what the issue names, with long values: no service CIDR known (both EKS defaults go in), three VPC CIDRs,
+  five ``no_proxy`` additions, the cluster endpoint, and separate 40-character HTTP and HTTPS proxy URLs.
+
+More columns (a CA bundle, say) go in ``CASES``. Throughput is measured on a typical AL2023 launch template user
+data (a user NodeConfig part and a shell script, CRLF as the console saves it), for a first injection and for a
+no-op re-check of already injected user data, each over about one second of wall-clock time on this machine.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 from eks_proxy.proxy.no_proxy import NodeContext
-from eks_proxy.proxy.value import parse_proxy_value
-from eks_proxy.userdata.merge import inject, render_userdata
+from eks_proxy.proxy.value import ProxyConfig, parse_proxy_value
+from eks_proxy.userdata.merge import USER_DATA_LIMIT, inject, render_userdata
 from eks_proxy.userdata.node_os import NodeOS
 
 CONFIG = parse_proxy_value("http://10.0.0.10:3128")
@@ -23,6 +31,24 @@ CONTEXT = NodeContext(
     cluster_endpoint="https://0123456789ABCDEF0123456789ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
     vpc_cidrs=("10.0.0.0/16",),
 )
+WORST_CONFIG = parse_proxy_value(
+    json.dumps(
+        {
+            "http_proxy": "http://proxy-0123456789.corp.example.com:3128",
+            "https_proxy": "https://proxy-0123456789.corp.example.com:3129",
+            "no_proxy": [f".team-{n}.internal.corp.example.com" for n in range(5)],
+        }
+    )
+)
+WORST_CONTEXT = NodeContext(
+    region="ap-southeast-4",
+    cluster_endpoint="https://0123456789ABCDEF0123456789ABCDEF.gr7.ap-southeast-4.eks.amazonaws.com",
+    vpc_cidrs=("10.0.0.0/16", "100.64.0.0/16", "192.168.0.0/16"),
+)
+CASES: dict[str, tuple[ProxyConfig, NodeContext]] = {
+    "typical": (CONFIG, CONTEXT),
+    "worst case": (WORST_CONFIG, WORST_CONTEXT),
+}
 TYPICAL = base64.b64encode(
     b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="==MYBOUNDARY=="\r\n\r\n'
     b"--==MYBOUNDARY==\r\nContent-Type: application/node.eks.aws\r\n\r\n---\r\n"
@@ -43,10 +69,16 @@ def _ops_per_second(user_data: str, budget: float = 1.0) -> float:
 
 
 def figures() -> list[tuple[str, str]]:
-    rows = [
-        (f"render: fresh {node_os.value} user data", f"{len(render_userdata(CONFIG, CONTEXT, node_os))} bytes")
-        for node_os in NodeOS
-    ]
+    rows = []
+    for node_os in NodeOS:
+        for case, (config, context) in CASES.items():
+            size = len(render_userdata(config, context, node_os))
+            rows.append(
+                (
+                    f"render: {node_os.value}, {case}",
+                    f"{size:,} bytes, {USER_DATA_LIMIT - size:,} left for the user's own user data",
+                )
+            )
     injected = inject(TYPICAL, CONFIG, CONTEXT, NodeOS.AL2023).user_data
     assert isinstance(injected, str)
     rows.append(("inject: al2023 MIME (NodeConfig + script), first", f"{_ops_per_second(TYPICAL):,.0f} ops/s"))

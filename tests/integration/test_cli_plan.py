@@ -103,7 +103,7 @@ def test_first_plan_shows_every_case_and_exits_3(world: World) -> None:
 
     bottlerocket = block(out, "bottlerocket-web")
     assert "(bottlerocket)" in bottlerocket
-    assert '\n    +https-proxy = "10.0.0.10:3128"' in bottlerocket
+    assert '\n    +https-proxy = "http://10.0.0.10:3128"' in bottlerocket
     assert "\n     max-pods = 110" in bottlerocket or "[settings.host-containers.admin]" in bottlerocket
 
     al2 = block(out, "al2-legacy")
@@ -163,7 +163,7 @@ def test_other_parameter(world: World) -> None:
     result = plan("--cluster", CLUSTER, "--parameter", "/platform/proxy")
     assert result.returncode == 3
     assert "proxy from /platform/proxy version 1" in result.stdout
-    assert 'https-proxy = "proxy.corp.example:8080"' in block(result.stdout, "bottlerocket-web")
+    assert 'https-proxy = "http://proxy.corp.example:8080"' in block(result.stdout, "bottlerocket-web")
 
 
 @pytest.mark.parametrize(

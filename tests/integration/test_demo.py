@@ -73,7 +73,7 @@ def test_each_nodegroup_case(demo: tuple[subprocess.CompletedProcess[str], str])
             assert "rollout:     not rolled" in block and "user data diff" not in block
     assert "+Content-Type: application/node.eks.aws" in nodegroup_block(out, "al2023-apps")
     assert "maxPods: 58" in nodegroup_block(out, "al2023-apps")  # the team's part, kept (diff context)
-    assert re.search(r'\+https-proxy = "127\.0\.0\.1:\d+"', nodegroup_block(out, "bottlerocket-web"))
+    assert re.search(r'\+https-proxy = "http://127\.0\.0\.1:\d+"', nodegroup_block(out, "bottlerocket-web"))
     assert "+Content-Type: text/cloud-boothook" in nodegroup_block(out, "al2-legacy")
     assert "no launch template (nothing to write to)" in nodegroup_block(out, "no-template")
     assert "remedy:      recreate the node group with a launch template" in nodegroup_block(out, "no-template")

@@ -13,22 +13,34 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import tomllib
+from dataclasses import replace
 from email.message import Message
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from eks_proxy.proxy.no_proxy import NodeContext, compute_no_proxy
 from eks_proxy.proxy.value import parse_proxy_value
-from eks_proxy.userdata.merge import desired_fingerprint, render_userdata
+from eks_proxy.userdata import merge
+from eks_proxy.userdata.merge import desired_fingerprint, find_fingerprint, inject, render_userdata
 from eks_proxy.userdata.node_os import NodeOS
 from eks_proxy.userdata.render import proxy_environment
 from eks_proxy.userdata.render.al2023 import NODECONFIG_CONTENT_TYPE
-from eks_proxy.userdata.render.boothook import boothook_script
+from eks_proxy.userdata.render.boothook import CLOUD_INIT_USER_DATA, boothook_script
 from eks_proxy.userdata.render.bottlerocket import https_proxy_setting
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.integration.nodesim.bottlerocket import (
+    BottlerocketSettingsError,
+    ParsedUrl,
+    UrlParseError,
+    parse_url,
+    pluto_https_proxy,
+)
 
 CONFIG = parse_proxy_value("http://10.0.0.10:3128")
 # A realistic cluster: 32-character endpoint id, as EKS hands them out.
@@ -95,7 +107,9 @@ def test_al2_is_one_boothook() -> None:
 
 def test_bottlerocket_settings() -> None:
     settings = tomllib.loads(render_userdata(CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).decode())
-    assert settings == {"settings": {"network": {"https-proxy": "10.0.0.10:3128", "no-proxy": NO_PROXY.split(",")}}}
+    assert settings == {
+        "settings": {"network": {"https-proxy": "http://10.0.0.10:3128", "no-proxy": NO_PROXY.split(",")}}
+    }
 
 
 def test_bottlerocket_keeps_an_https_scheme() -> None:
@@ -178,13 +192,33 @@ def test_only_validated_values_reach_the_user_data(fields: dict[str, str]) -> No
     for item in (env.http_proxy, env.https_proxy, *env.no_proxy):
         assert _SAFE.fullmatch(item), item
     expected = {"HTTP_PROXY": env.http_proxy, "HTTPS_PROXY": env.https_proxy, "NO_PROXY": env.no_proxy_csv}
-    nodeconfig, boothook = _parts(render_userdata(config, context, NodeOS.AL2023))
+    al2023 = render_userdata(config, context, NodeOS.AL2023)
+    nodeconfig, boothook = _parts(al2023)
     default = yaml.safe_load(_payload(nodeconfig))["spec"]["instance"]["environment"]["default"]
     assert default == {**expected, **{k.lower(): v for k, v in expected.items()}}
-    assignments = _payload(boothook).splitlines()[2]
+    # al2023: the boothook carries no values, it reads exactly these back from the NodeConfig on the node.
+    assert env.no_proxy_csv not in _payload(boothook)
+    assert _values_read_back(al2023) == [env.http_proxy, env.https_proxy, env.no_proxy_csv]
+    (al2_boothook,) = _parts(render_userdata(config, context, NodeOS.AL2))
+    assignments = _payload(al2_boothook).splitlines()[2]
     assert shlex.split(assignments) == [f"P={env.http_proxy}", f"N={env.no_proxy_csv}"]
     network = tomllib.loads(render_userdata(config, context, NodeOS.BOTTLEROCKET).decode())["settings"]["network"]
     assert network == {"https-proxy": https_proxy_setting(env), "no-proxy": list(env.no_proxy)}
+    assert pluto_https_proxy(network["https-proxy"])  # a URL Bottlerocket's pluto can parse at boot
+
+
+def _values_read_back(user_data: bytes, shell: str = "sh") -> list[str]:
+    """What the al2023 boothook's reader (its ``g`` function, run by a real shell and sed) finds in ``user_data``
+    stored where cloud-init stores it: HTTP_PROXY, HTTPS_PROXY (after the fallback to HTTP_PROXY), NO_PROXY."""
+    boothook = _payload(_parts(user_data)[-1]) if user_data.startswith(b"MIME") else ""
+    reader = next(line for line in boothook.splitlines() if line.startswith("g(){"))
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = Path(tmp) / "user-data.txt"
+        stored.write_bytes(user_data)
+        script = reader.replace(CLOUD_INIT_USER_DATA, str(stored))
+        script += '\nP=$(g HTTP_PROXY) S=$(g HTTPS_PROXY) N=$(g NO_PROXY)\nprintf "%s\\n" "$P" "${S:-$P}" "$N"\n'
+        done = subprocess.run([shell, "-u", "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout.splitlines()
 
 
 # --- the boothook, executed ------------------------------------------------------------------------------------
@@ -218,10 +252,29 @@ def _shells() -> list[str]:
     return [s for s in ("dash", "bash") if shutil.which(s)]
 
 
-def _run_boothook(tmp_path: Path, shell: str, units: tuple[str, ...], imds: str, cidrs: str = "") -> Path:
-    env_values = proxy_environment(CONFIG, CONTEXT)
-    script = boothook_script(env_values, "0123456789abcdef", units)
+def _run_boothook(
+    tmp_path: Path,
+    shell: str,
+    units: tuple[str, ...],
+    imds: str,
+    cidrs: str = "",
+    *,
+    user_data: bytes | None = None,
+    stored: bool = True,
+) -> Path:
+    """Run the al2 boothook (values inside; VPC CIDRs read from IMDS), or with ``user_data`` the last boothook part
+    of that user data, which cloud-init's copy of it is then given to (the al2023 boothook reads its values there)."""
     root = tmp_path / "root"
+    if user_data is None:
+        env_values = replace(proxy_environment(CONFIG, CONTEXT), read_vpc_cidrs=True)
+        script = boothook_script(env_values, "0123456789abcdef", units)
+    else:
+        script = _payload(_parts(user_data)[-1])
+        copy = root / CLOUD_INIT_USER_DATA.lstrip("/")
+        if stored:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(user_data)
+        script = script.replace(CLOUD_INIT_USER_DATA, str(copy))
     script_path = tmp_path / "boothook.sh"
     script_path.write_text(script.replace("/etc/", f"{root}/etc/"))
     bin_dir = tmp_path / "bin"
@@ -238,7 +291,8 @@ def _run_boothook(tmp_path: Path, shell: str, units: tuple[str, ...], imds: str,
     }
     result = subprocess.run([shell, "-u", str(script_path)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
+    # Silent, but for sed naming cloud-init's copy of the user data when it is missing (the operator's clue).
+    assert result.stderr == "" or (not stored and CLOUD_INIT_USER_DATA.rsplit("/", 1)[1] in result.stderr)
     return root
 
 
@@ -329,3 +383,156 @@ def test_docstring_examples_are_true(module_name: str) -> None:
 
     failures, tried = doctest.testmod(importlib.import_module(module_name))
     assert tried > 0 and failures == 0
+
+
+# --- al2023: the values written once, read back by the boothook ----------------------------------------------------
+
+_USERS_LOOKALIKE = (
+    # A user's NodeConfig BEFORE ours with the same shape of lines: the boothook must read ours, not these.
+    "---\r\napiVersion: node.eks.aws/v1alpha1\r\nkind: NodeConfig\r\nspec:\r\n  instance:\r\n    environment:\r\n"
+    '      default:\r\n        HTTP_PROXY: &p "http://theirs:1"\r\n        NO_PROXY: &n "theirs.example"\r\n'
+)
+
+
+@pytest.mark.parametrize("shell", _shells())
+@pytest.mark.parametrize("crlf", [False, True])
+def test_al2023_boothook_reads_the_values_from_our_nodeconfig(tmp_path: Path, shell: str, crlf: bool) -> None:
+    config = parse_proxy_value('{"http_proxy": "http://[fd00::10]:3128", "https_proxy": "https://tls.corp:3129"}')
+    context = NodeContext("eu-west-1", "172.20.0.0/16", CONTEXT.cluster_endpoint)  # no VPC CIDR: read from IMDS
+    existing = (
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="==B=="\r\n\r\n--==B==\r\n'
+        "Content-Type: application/node.eks.aws\r\n\r\n" + _USERS_LOOKALIKE + "\r\n--==B==--\r\n"
+    )
+    if not crlf:
+        existing = existing.replace("\r\n", "\n")
+    user_data = inject(existing.encode(), config, context, NodeOS.AL2023).user_data
+    assert isinstance(user_data, bytes) and (b"\r\n" in user_data) == crlf
+    root = _run_boothook(tmp_path, shell, ("containerd", "kubelet"), "up", "10.0.0.0/16\n", user_data=user_data)
+    values = _env_file(root)
+    no_proxy = ",".join(compute_no_proxy(config, context)) + ",10.0.0.0/16"
+    assert values == {
+        "HTTP_PROXY": "http://[fd00::10]:3128",
+        "http_proxy": "http://[fd00::10]:3128",
+        "HTTPS_PROXY": "https://tls.corp:3129",
+        "https_proxy": "https://tls.corp:3129",
+        "NO_PROXY": no_proxy,
+        "no_proxy": no_proxy,
+    }
+    assert (root / "etc/systemd/system/kubelet.service.d/zz-eks-proxy.conf").is_file()
+
+
+@pytest.mark.parametrize("shell", _shells())
+@pytest.mark.parametrize("stored", ["missing", "without our NodeConfig", "hostile values"])
+def test_al2023_boothook_without_readable_values_writes_nothing(tmp_path: Path, shell: str, stored: str) -> None:
+    """Fail soft: no values found (or only values with characters no validated value has) -> exit 0, no file, no
+    drop-in (nodeadm's DefaultEnvironment from the NodeConfig still applies on current AMIs)."""
+    user_data = render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)
+    nodeconfig = _payload(_parts(user_data)[0]).encode()
+    if stored == "without our NodeConfig":
+        user_data = user_data.replace(nodeconfig, b"# gone\n")
+    elif stored == "hostile values":
+        user_data = user_data.replace(b'&p "http://10.0.0.10:3128"', b'&p "http://x:1$(id)"')
+        user_data = user_data.replace(b'&n "localhost,', b'&n "localhost;reboot,')
+    root = _run_boothook(tmp_path, shell, ("containerd",), "up", user_data=user_data, stored=stored != "missing")
+    assert not (root / "etc/eks-proxy/proxy.env").exists()
+    assert not (root / "etc/systemd/system/containerd.service.d").exists()
+    assert not (tmp_path / "curl.log.systemctl").exists()
+
+
+def test_known_vpc_cidrs_mean_no_imds_call(tmp_path: Path) -> None:
+    """Deliberate: with the VPC CIDRs known at render time (the engine always knows them), the boothook does not
+    read IMDS at all; a CIDR associated later changes the fingerprint, so the next sweep refreshes the nodes."""
+    for node_os in (NodeOS.AL2023, NodeOS.AL2):
+        user_data = render_userdata(CONFIG, CONTEXT, node_os)
+        assert b"169.254.169.254/latest" not in _payload(_parts(user_data)[-1]).encode()
+        assert b"169.254.169.254/latest" in render_userdata(CONFIG, NodeContext("eu-west-1"), node_os)
+    root = _run_boothook(tmp_path, "sh", ("kubelet",), "up", user_data=render_userdata(CONFIG, CONTEXT, NodeOS.AL2023))
+    assert _env_file(root)["NO_PROXY"] == NO_PROXY
+    assert not (tmp_path / "curl.log").exists()
+
+
+# The issue's two cases: typical (the bench's context) and the worst the value allows.
+WORST_CONFIG = parse_proxy_value(
+    json.dumps(
+        {
+            "http_proxy": "http://proxy-0123456789.corp.example.com:3128",
+            "https_proxy": "https://proxy-0123456789.corp.example.com:3129",
+            "no_proxy": [f".team-{n}.internal.corp.example.com" for n in range(5)],
+        }
+    )
+)
+WORST_CONTEXT = NodeContext(
+    region="ap-southeast-4",
+    cluster_endpoint="https://0123456789ABCDEF0123456789ABCDEF.gr7.ap-southeast-4.eks.amazonaws.com",
+    vpc_cidrs=("10.0.0.0/16", "100.64.0.0/16", "192.168.0.0/16"),
+)
+
+
+def test_al2023_writes_no_proxy_once_and_fits_the_goals() -> None:
+    typical = render_userdata(CONFIG, CONTEXT, NodeOS.AL2023)
+    assert typical.count(NO_PROXY.encode()) == 1
+    assert len(typical) <= 1500
+    for node_os in NodeOS:
+        worst = render_userdata(WORST_CONFIG, WORST_CONTEXT, node_os)
+        assert len(worst) <= 2048, (node_os, len(worst))
+        assert worst.count(",".join(compute_no_proxy(WORST_CONFIG, WORST_CONTEXT)).encode()) <= 1
+
+
+# --- Bottlerocket: https-proxy must be a URL pluto can parse --------------------------------------------------------
+
+
+def test_the_strict_url_check_refuses_what_pluto_refused() -> None:
+    """The check behaves like rust-url (WHATWG) where Python's urllib accepts too much."""
+    for scheme_less in ("10.0.5.67:8080", "[fd00::10]:3128"):
+        urlsplit(scheme_less)  # urllib takes these without complaint: it cannot be the check
+        with pytest.raises(UrlParseError, match="RelativeUrlWithoutBase"):
+            parse_url(scheme_less)
+        with pytest.raises(BottlerocketSettingsError, match="Unable to parse HTTPS proxy as URL"):
+            pluto_https_proxy(scheme_less)
+    # A scheme-less host name parses, by accident, as a URL whose scheme is "proxy.corp" and has no host.
+    assert parse_url("proxy.corp:3128") == ParsedUrl("proxy.corp", None, None)
+    with pytest.raises(BottlerocketSettingsError, match="not an http"):
+        pluto_https_proxy("proxy.corp:3128")
+    assert pluto_https_proxy("http://10.0.5.67:8080") == ParsedUrl("http", "10.0.5.67", 8080)
+    assert pluto_https_proxy("https://proxy.corp:3129") == ParsedUrl("https", "proxy.corp", 3129)
+    assert pluto_https_proxy("http://[fd00::10]:3128") == ParsedUrl("http", "[fd00::10]", 3128)
+
+
+_BOTTLEROCKET_VALUES = [
+    "10.0.5.67:8080",
+    "[fd00::10]:3128",
+    "proxy.corp:3128",
+    "https://tls.corp:3129",
+    "http://[fd00::10]:3128",
+    '{"http_proxy": "10.0.0.10:3128", "https_proxy": "https://[fd00::20]:3129"}',
+]
+_BOTTLEROCKET_EXISTING = (
+    b'[settings.kubernetes]\ncluster-name = "prod"\n\n[settings.network]\nhttps-proxy = "10.9:8080"\n'
+)
+
+
+@pytest.mark.parametrize("value", _BOTTLEROCKET_VALUES)
+def test_bottlerocket_https_proxy_is_always_a_url_pluto_parses(value: str) -> None:
+    """Regression: the scheme-less form (``10.0.5.67:8080``) made pluto abort, and the node never joined."""
+    config = parse_proxy_value(value)
+    fresh = render_userdata(config, CONTEXT, NodeOS.BOTTLEROCKET)
+    injected = inject(_BOTTLEROCKET_EXISTING, config, CONTEXT, NodeOS.BOTTLEROCKET).user_data
+    assert isinstance(injected, bytes)
+    for user_data in (fresh, injected):
+        setting = tomllib.loads(user_data.decode())["settings"]["network"]["https-proxy"]
+        url = pluto_https_proxy(setting)
+        assert f"{url.scheme}://{url.host}:{url.port}" == config.https_proxy == setting
+
+
+def test_bottlerocket_templates_in_the_old_form_are_refreshed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What renderer version 1 wrote (https-proxy without its scheme, its own fingerprint) is not up to date: the
+    next rollout refreshes it to the URL form."""
+    monkeypatch.setattr(merge, "RENDERER_VERSION", "1")
+    old = render_userdata(CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).replace(b'"http://10.0.0.10:3128"', b'"10.0.0.10:3128"')
+    old_fingerprint = desired_fingerprint(CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
+    monkeypatch.undo()
+    assert find_fingerprint(old) == old_fingerprint != desired_fingerprint(CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
+    with pytest.raises(BottlerocketSettingsError):
+        pluto_https_proxy(tomllib.loads(old.decode())["settings"]["network"]["https-proxy"])
+    refreshed = inject(old, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
+    assert refreshed.changed and refreshed.user_data == render_userdata(CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)

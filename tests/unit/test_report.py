@@ -36,6 +36,8 @@ def test_secrets_are_masked(text: str, hidden: str) -> None:
         'h="X-aws-ec2-metadata-token: $T" && M=$(c -H "$h" "$I/meta-data/mac") &&',
         'HTTP_PROXY: &p "http://10.0.0.10:3128"',
         'https-proxy = "10.0.0.10:3128" # eks-proxy fingerprint=0e249137201e425f (managed, do not edit)',
+        'https-proxy = "http://10.0.0.10:3128" # eks-proxy fingerprint=0e249137201e425f (managed, do not edit)',
+        "P=$(g HTTP_PROXY) S=$(g HTTPS_PROXY) N=$(g NO_PROXY)",
     ],
 )
 def test_our_own_rendered_lines_are_left_alone(text: str) -> None:

@@ -272,7 +272,7 @@ def test_bottlerocket_sets_our_keys_and_keeps_everything_else() -> None:
         if "proxy" not in line or line.startswith("#"):
             assert line in text.splitlines()
     settings_ = tomllib.loads(text)["settings"]
-    assert settings_["network"]["https-proxy"] == "10.0.0.10:3128"
+    assert settings_["network"]["https-proxy"] == "http://10.0.0.10:3128"
     assert settings_["network"]["hostname"] == "node-1"
     assert "legacy.corp" not in settings_["network"]["no-proxy"] and "localhost" in settings_["network"]["no-proxy"]
     assert settings_["kubernetes"]["cluster-name"] == "prod" and settings_["host-containers"]["admin"]["enabled"]
@@ -280,7 +280,7 @@ def test_bottlerocket_sets_our_keys_and_keeps_everything_else() -> None:
     again = inject(result.user_data, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
     assert again.changed is False and again.user_data is result.user_data
     moved = inject(result.user_data, MOVED, CONTEXT, NodeOS.BOTTLEROCKET)
-    assert tomllib.loads(moved.user_data.decode())["settings"]["network"]["https-proxy"] == "10.0.0.11:3128"
+    assert tomllib.loads(moved.user_data.decode())["settings"]["network"]["https-proxy"] == "http://10.0.0.11:3128"
     assert moved.user_data.count(b"eks-proxy fingerprint=") == 1
 
 
@@ -344,7 +344,7 @@ def test_bottlerocket_any_toml_gets_our_keys_or_a_clean_refusal(lines: list[str]
     assert isinstance(result.user_data, bytes)
     after = tomllib.loads(result.user_data.decode())
     network = after["settings"]["network"]
-    assert network["https-proxy"] == "10.0.0.10:3128" and "localhost" in network["no-proxy"]
+    assert network["https-proxy"] == "http://10.0.0.10:3128" and "localhost" in network["no-proxy"]
     assert _settings_but_ours(after) == _settings_but_ours(before)
     assert inject(result.user_data, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).changed is False
 
@@ -363,7 +363,7 @@ def test_bottlerocket_all_dotted_keys_keep_their_tables() -> None:
 def test_bottlerocket_base64_round_trip() -> None:
     result = inject(base64.b64encode(BOTTLEROCKET).decode(), CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
     assert isinstance(result.user_data, str)
-    assert b'https-proxy = "10.0.0.10:3128"' in base64.b64decode(result.user_data)
+    assert b'https-proxy = "http://10.0.0.10:3128"' in base64.b64decode(result.user_data)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ cloud-init, as emulated here (cloudinit/user_data.py, handlers/boot_hook.py, she
   get CRLF converted to LF first (``util.dos2unix``).
 - ``application/node.eks.aws``: ignored by cloud-init; nodeadm reads it BEFORE the boothooks run (see
   :mod:`.nodeadm`).
+- Before any part runs, the raw user data is stored as /var/lib/cloud/instance/user-data.txt, mode 0600
+  (``Init._store_userdata``); scripts may read it (eks-proxy's AL2023 boothook reads its values from it).
 
 Isolation: the parts run inside the node's network namespace and a private mount namespace
 (``unshare -m --propagation private``) where /etc, /var, /run, /root, /opt and /usr are overlays on the real
@@ -216,6 +218,7 @@ def _runner_script(disk: NodeDisk, stage: Path, netns: str | None, instance_id: 
         'mkdir -p "$SIM/bin" "$SIM/log" "$IDIR/boothooks" "$IDIR/scripts" "$IDIR/sem" /var/lib/cloud/sem',
         'ln -sfn "$IDIR" /var/lib/cloud/instance',
         'cp "$STAGE"/bin/* "$SIM/bin/"',
+        'install -m 600 "$STAGE/user-data.txt" "$IDIR/user-data.txt"',  # cloud-init's raw copy, before any part
         'cp "$STAGE"/boothooks/* "$IDIR/boothooks/" 2>/dev/null || true',
         'cp "$STAGE"/scripts/* "$IDIR/scripts/" 2>/dev/null || true',
         # Even /usr/bin/systemctl called by absolute path must be the stub: never reach the host's systemd.
@@ -255,6 +258,7 @@ def boot(
     shutil.rmtree(stage, ignore_errors=True)
     for d in ("bin", "boothooks", "scripts"):
         (stage / d).mkdir(parents=True)
+    (stage / "user-data.txt").write_bytes(user_data)
     for name, text in (("systemctl", SYSTEMCTL_STUB), ("cloud-init-per", CLOUD_INIT_PER)):
         (stage / "bin" / name).write_text(text)
         (stage / "bin" / name).chmod(0o755)

@@ -55,7 +55,7 @@ class ProxyConfig:
     vpc_endpoints: bool = True
 
     def https_host_port(self) -> str:
-        """``host:port`` of the HTTPS proxy, as Bottlerocket's ``settings.network.https-proxy`` wants it.
+        """``host:port`` of the HTTPS proxy (without its scheme).
 
         >>> ProxyConfig("http://[fd00::10]:3128", "http://[fd00::10]:3128").https_host_port()
         '[fd00::10]:3128'

@@ -22,7 +22,9 @@ from eks_proxy.proxy.no_proxy import NodeContext, compute_no_proxy
 from eks_proxy.proxy.value import ProxyConfig
 
 # Bump when anything we write changes: every node group then gets a refresh (the fingerprint covers it).
-RENDERER_VERSION = "1"
+# 2: Bottlerocket's https-proxy always carries its scheme (released Bottlerocket cannot boot with a scheme-less
+#    IP); AL2023's boothook reads the values from our NodeConfig instead of repeating them.
+RENDERER_VERSION = "2"
 MARKER_RE = re.compile(r"# eks-proxy fingerprint=([0-9a-f]{16})\b")
 
 
@@ -38,11 +40,17 @@ def marker_text(fingerprint: str) -> str:
 
 @dataclass(frozen=True)
 class ProxyEnvironment:
-    """The three values every renderer writes (in upper and lower case)."""
+    """The three values every renderer writes (in upper and lower case).
+
+    ``read_vpc_cidrs``: the boothooks read the VPC CIDRs from IMDS at boot (only when none were known at render
+    time: the engine always knows them, and a CIDR associated later changes the fingerprint, so the next sweep
+    refreshes the nodes).
+    """
 
     http_proxy: str
     https_proxy: str
     no_proxy: tuple[str, ...]
+    read_vpc_cidrs: bool = True
 
     @property
     def no_proxy_csv(self) -> str:
@@ -51,7 +59,9 @@ class ProxyEnvironment:
 
 def proxy_environment(config: ProxyConfig, context: NodeContext) -> ProxyEnvironment:
     """The environment values for a node, NO_PROXY computed from the cluster context."""
-    return ProxyEnvironment(config.http_proxy, config.https_proxy, compute_no_proxy(config, context))
+    return ProxyEnvironment(
+        config.http_proxy, config.https_proxy, compute_no_proxy(config, context), read_vpc_cidrs=not context.vpc_cidrs
+    )
 
 
 @dataclass(frozen=True)

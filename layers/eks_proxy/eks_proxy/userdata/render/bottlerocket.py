@@ -1,15 +1,25 @@
 """Bottlerocket: TOML settings only (there is no shell on Bottlerocket).
 
-We own exactly two keys of ``[settings.network]``: ``https-proxy`` (``host:port``; Bottlerocket has no
-``http-proxy`` setting and applies this one to containerd, host-containerd and kubelet) and ``no-proxy`` (a list;
+We own exactly two keys of ``[settings.network]``: ``https-proxy`` (a URL with its scheme, see below; Bottlerocket
+has no ``http-proxy`` setting and applies this one to containerd, host-containerd and kubelet) and ``no-proxy`` (a list;
 Bottlerocket adds localhost and the API server itself). Every other setting and comment is kept as it is
 (tomlkit preserves formatting); users add their own NO_PROXY entries through the proxy value's ``no_proxy``.
 The marker is a trailing comment on the ``https-proxy`` line. Without a ``settings.network`` yet, a new
 ``[settings.network]`` table is appended after the user's bytes. Every result is read back with ``tomllib`` (our
 two values, every other setting unchanged) and must parse with tomlkit again; otherwise it is refused.
 
-An HTTPS proxy reached over TLS (``https://`` in the proxy value) is written with its scheme
-(``https://host:port``) rather than silently downgraded to plain ``host:port``.
+``https-proxy`` is always written with its scheme (``http://10.0.0.10:3128``, ``https://proxy.corp:3129``,
+``http://[fd00::10]:3128``). Released Bottlerocket stores the text as given, and its boot-time settings generator
+(pluto) parses it with Rust's ``url`` crate: a scheme-less value starting with a digit or ``[`` fails there
+("Unable to parse HTTPS proxy as URL: RelativeUrlWithoutBase"), pluto aborts and the node never joins
+(bottlerocket-core-kit issue 338, from v1.17.0 until early 2025); a scheme-less host name only parses by accident
+(``proxy.corp:3128`` becomes a URL whose scheme is ``proxy.corp``). Bottlerocket's settings model, pluto and Go all
+accept the URL form. Launch templates written by renderer version 1 (``host:port``) are refreshed by the next
+rollout: the renderer version is part of the fingerprint.
+
+A CA bundle for TLS-inspecting proxies goes into ``settings.pki.<name>`` (``data`` = base64 PEM, ``trusted =
+true``): a third key space we would own, set in :func:`apply_settings` next to the two network keys and checked by
+``_check_result`` / ``_without_ours`` the same way.
 """
 
 from __future__ import annotations
@@ -28,9 +38,13 @@ class BottlerocketError(ValueError):
 
 
 def https_proxy_setting(env: ProxyEnvironment) -> str:
-    """The ``settings.network.https-proxy`` value: ``host:port``, keeping an ``https://`` scheme."""
-    scheme, rest = env.https_proxy.split("://", 1)
-    return env.https_proxy if scheme == "https" else rest
+    """The ``settings.network.https-proxy`` value: the HTTPS proxy URL, scheme included (see the module docstring).
+
+    >>> from eks_proxy.userdata.render import ProxyEnvironment
+    >>> https_proxy_setting(ProxyEnvironment("http://10.0.5.67:8080", "http://10.0.5.67:8080", ()))
+    'http://10.0.5.67:8080'
+    """
+    return env.https_proxy
 
 
 def apply_settings(text: str, env: ProxyEnvironment, fingerprint: str) -> str:
@@ -39,7 +53,7 @@ def apply_settings(text: str, env: ProxyEnvironment, fingerprint: str) -> str:
     >>> from eks_proxy.userdata.render import ProxyEnvironment
     >>> print(apply_settings("", ProxyEnvironment("http://p:1", "http://p:1", ("localhost",)), "0" * 16), end="")
     [settings.network]
-    https-proxy = "p:1" # eks-proxy fingerprint=0000000000000000 (managed, do not edit)
+    https-proxy = "http://p:1" # eks-proxy fingerprint=0000000000000000 (managed, do not edit)
     no-proxy = ["localhost"]
     """
     try:
