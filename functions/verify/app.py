@@ -1,7 +1,9 @@
 """Verify task of the rollout: prove every node of a freshly rolled node group pulls an external image.
 
-Input (engine contract): ``{"cluster", "nodegroup", "image", "namespace", "timeout_seconds"}``; image, namespace
-and timeout fall back to ``VERIFY_IMAGE``, ``VERIFY_NAMESPACE`` and ``VERIFY_TIMEOUT_SECONDS``.
+Input (engine contract): ``{"cluster", "nodegroup", "image", "namespace", "timeout_seconds"}``; namespace and
+timeout fall back to ``VERIFY_NAMESPACE`` and ``VERIFY_TIMEOUT_SECONDS``. The image is always ``VERIFY_IMAGE``: an
+``image`` in the task other than that is ignored (logged as a warning), so invoking the function cannot run an
+arbitrary image on the nodes.
 Output: ``{"ok", "nodes": [{"node", "result", "message"}], "summary"}``; the state machine takes its failure path
 when ``ok`` is false. The Kubernetes token is never logged.
 """
@@ -41,7 +43,11 @@ def _budget(timeout: int, context: LambdaContext) -> int:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = VerifyTask.from_event(event)  # bad input: task_input.ValidationError, nothing touched
-    image = task.image or SETTINGS.verify_image
+    # The image is the stack's VerifyImage, whatever the task says: whoever can invoke this function must not be
+    # able to run an image of their choice on every node of a node group.
+    image = SETTINGS.verify_image
+    if task.image and task.image != image:
+        logger.warning("task image ignored", extra={"asked": task.image[:200], "image": image})
     namespace = task.namespace or SETTINGS.verify_namespace
     timeout = _budget(task.timeout_seconds or SETTINGS.verify_timeout_seconds, context)
     logger.append_keys(cluster=task.cluster, nodegroup=task.nodegroup)

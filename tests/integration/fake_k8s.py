@@ -68,6 +68,10 @@ class FakeKubernetes:
     events: list[dict[str, Any]] = field(default_factory=list)
     unauthorized: int = 0  # requests refused for a bad token
     failing_polls: int = 0  # the next N pod LISTs of a run answer 503 (an API server blip)
+    # RBAC as a namespaced Role would grant it: {(namespace, resource): {verbs}}; None = everything allowed.
+    rbac: dict[tuple[str, str], set[str]] | None = None
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # Pod Security labels, per namespace
+    forbidden: list[str] = field(default_factory=list)  # "verb resource in namespace" refused by rbac
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -134,6 +138,9 @@ class FakeKubernetes:
             if parts[:2] != ["api", "v1"]:
                 return _status(404, "NotFound", f"the server could not find the requested resource ({path})")
             rest = parts[2:]
+            denied = self._authorize(method, rest)
+            if denied is not None:
+                return denied
             if rest == ["namespaces"] and method == "POST":
                 return self._create_namespace(body or {})
             if len(rest) == 2 and rest[0] == "namespaces" and method == "GET":
@@ -161,7 +168,49 @@ class FakeKubernetes:
         if name in self.namespaces:
             return _status(409, "AlreadyExists", f'namespaces "{name}" already exists', kind="namespaces")
         self.namespaces.add(name)
+        self.namespace_labels[name] = dict(body.get("metadata", {}).get("labels") or {})
         return 201, body
+
+    def _authorize(self, method: str, rest: list[str]) -> tuple[int, Any] | None:
+        """Kubernetes RBAC for a namespaced Role: the verb from the method (and whether a name is given)."""
+        if self.rbac is None:
+            return None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, resource, named = rest[1], rest[2], len(rest) > 3
+        else:
+            namespace, resource, named = "", rest[0] if rest else "", len(rest) > 1  # cluster scope
+        verb = {"POST": "create", "DELETE": "delete"}.get(method, "get" if named else "list")
+        if verb in self.rbac.get((namespace, resource), set()):
+            return None
+        where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        self.forbidden.append(f"{verb} {resource} {where}")
+        return _status(403, "Forbidden", f'{resource} is forbidden: cannot {verb} resource "{resource}" {where}')
+
+    def _restricted_violations(self, pod: dict[str, Any]) -> list[str]:
+        """What Pod Security admission's "restricted" level would refuse (the checks that apply to our pods)."""
+        spec = pod.get("spec") or {}
+        pod_context = spec.get("securityContext") or {}
+        problems = []
+        for container in spec.get("containers") or []:
+            context = container.get("securityContext") or {}
+            if not (context.get("runAsNonRoot") or pod_context.get("runAsNonRoot")):
+                problems.append("runAsNonRoot != true")
+            seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+            if seccomp not in ("RuntimeDefault", "Localhost"):
+                problems.append("seccompProfile")
+            if context.get("allowPrivilegeEscalation") is not False:
+                problems.append("allowPrivilegeEscalation != false")
+            if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+                problems.append("unrestricted capabilities")
+            if context.get("privileged"):
+                problems.append("privileged")
+            if 0 in (context.get("runAsUser"), pod_context.get("runAsUser")):
+                problems.append("runAsUser=0")
+        if spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
+            problems.append("host namespaces")
+        if any("hostPath" in volume for volume in spec.get("volumes") or []):
+            problems.append("hostPath volumes")
+        return problems
 
     def _pods(
         self, method: str, namespace: str, name: str | None, query: dict[str, str], body: dict[str, Any] | None
@@ -170,6 +219,10 @@ class FakeKubernetes:
             if namespace not in self.namespaces:
                 return _status(404, "NotFound", f'namespaces "{namespace}" not found', kind="namespaces")
             assert body is not None
+            if self.namespace_labels.get(namespace, {}).get("pod-security.kubernetes.io/enforce") == "restricted":
+                problems = self._restricted_violations(body)
+                if problems:
+                    return _status(403, "Forbidden", f"violates PodSecurity restricted:latest: {', '.join(problems)}")
             pod_name = body["metadata"]["name"]
             if (namespace, pod_name) in self.pods:
                 return _status(409, "AlreadyExists", f'pods "{pod_name}" already exists', kind="pods")

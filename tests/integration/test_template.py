@@ -317,12 +317,10 @@ def test_one_namespace_scoped_access_entry_per_cluster() -> None:
     for entry in entries.values():
         assert entry["PrincipalArn"] == f"arn:aws:iam::{ACCOUNT}:role/eks-proxy-VerifyFunctionRole-EXAMPLE1234"
         assert entry["Type"] == "STANDARD"
-        assert entry["AccessPolicies"] == [
-            {
-                "PolicyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy",
-                "AccessScope": {"Type": "namespace", "Namespaces": ["eks-proxy-verify"]},
-            }
-        ]
+        # A Kubernetes group bound by a namespaced Role (eks-proxy verify-access), no access policy: the narrowest
+        # policy that can create pods (AmazonEKSEditPolicy) grants far more than verification needs.
+        assert entry["KubernetesGroups"] == ["eks-proxy:verify"]
+        assert "AccessPolicies" not in entry
 
 
 def test_access_entries_can_be_turned_off() -> None:

@@ -224,7 +224,7 @@ def test_missing_namespace_without_rights_is_a_clear_error(
 
     assert out["ok"] is False
     assert out["nodes"] == []
-    assert "kubectl create namespace eks-proxy-verify" in out["summary"]
+    assert "eks-proxy verify-access --namespace eks-proxy-verify | kubectl apply -f -" in out["summary"]
     assert fake.pods == {}
 
 
@@ -240,6 +240,81 @@ def test_missing_namespace_is_created_when_allowed(
 
     assert out["ok"] is True
     assert NAMESPACE in fake.namespaces
+    labels = fake.namespace_labels[NAMESPACE]  # created enforcing the restricted Pod Security Standard
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def _manifest_rbac(namespace: str = NAMESPACE) -> dict[tuple[str, str], set[str]]:
+    """What the Role of `eks-proxy verify-access` grants, read from the CLI's own output (as kubectl would)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cli = Path(sys.executable).with_name("eks-proxy")
+    text = subprocess.run(
+        [str(cli), "verify-access", "--namespace", namespace], check=True, capture_output=True, text=True
+    ).stdout
+    documents = {d["kind"]: d for d in yaml.safe_load_all(text)}
+    assert documents["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    binding = documents["RoleBinding"]
+    assert binding["subjects"] == [
+        {"kind": "Group", "name": "eks-proxy:verify", "apiGroup": "rbac.authorization.k8s.io"}
+    ]
+    assert binding["roleRef"]["name"] == documents["Role"]["metadata"]["name"]
+    assert documents["Role"]["metadata"]["namespace"] == namespace
+    return {
+        (namespace, resource): set(rule["verbs"])
+        for rule in documents["Role"]["rules"]
+        for resource in rule["resources"]
+        if rule["apiGroups"] == [""]
+    }
+
+
+def test_verification_needs_no_more_than_the_role_it_documents(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    """Exactly the Role of `eks-proxy verify-access` (RBAC enforced by the fake API server) in a namespace enforcing
+    the restricted Pod Security Standard: a pull, a failed pull (events read), leftovers deleted, all work."""
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 2})["ng-a"]
+    _script(fake, nodes, "pulled", "err_image_pull")
+    fake.rbac = _manifest_rbac()
+    fake.namespace_labels[NAMESPACE] = {"pod-security.kubernetes.io/enforce": "restricted"}
+    fake.seed_pod(NAMESPACE, "eks-proxy-verify-old-0", {LABEL_MANAGED_BY: "eks-proxy", LABEL_NODEGROUP: "ng-a"})
+
+    out = handler.lambda_handler(_task(), lambda_context)
+
+    assert fake.forbidden == []
+    assert [n["result"] for n in out["nodes"]] == ["pulled", "failed"]
+    assert out["nodes"][1]["message"].startswith("Pending (ErrImagePull): Failed to pull image")  # from the events
+    assert fake.pod_names() == []
+    fake.rbac[(NAMESPACE, "pods")].discard("delete")  # one verb less and it shows: the check is real
+    handler.lambda_handler(_task(), lambda_context)
+    assert fake.forbidden and all(f.startswith("delete pods") for f in fake.forbidden)
+
+
+def test_a_pod_that_breaks_the_restricted_standard_is_refused_by_the_fake(fake: FakeKubernetes) -> None:
+    """The fake's admission check is real: a root pod is refused in a restricted namespace."""
+    fake.namespace_labels[NAMESPACE] = {"pod-security.kubernetes.io/enforce": "restricted"}
+    root = {"metadata": {"name": "root"}, "spec": {"containers": [{"name": "c", "image": IMAGE}]}}
+    status, answer = fake.handle("POST", f"/api/v1/namespaces/{NAMESPACE}/pods", {}, root)
+    assert status == 403 and "runAsNonRoot" in answer["message"]
+
+
+def test_the_task_cannot_choose_the_image(
+    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+) -> None:
+    """Whoever can invoke the function gets VERIFY_IMAGE on the nodes, never an image of their choice."""
+    nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
+    _script(fake, nodes, "pulled")
+    buffer = structured_logs(handler)
+
+    handler.lambda_handler({**_task(), "image": "evil.example/miner:latest"}, lambda_context)
+
+    [pod] = fake.calls("POST", "/pods")
+    assert pod.body is not None and pod.body["spec"]["containers"][0]["image"] == IMAGE
+    assert "task image ignored" in buffer.getvalue()
 
 
 def test_no_running_nodes_is_nothing_to_verify(

@@ -36,6 +36,23 @@ MANAGED_BY = "eks-proxy"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_RUN = "eks-proxy/run"
 LABEL_NODEGROUP = "eks-proxy/nodegroup"
+# The Kubernetes group the verify function's EKS access entry maps its role to; `access_manifest` binds it to a Role
+# in the verification namespace that holds exactly what `verify_pulls` calls (EKS access policies cannot be narrower
+# than AmazonEKSEditPolicy, which would also grant deployments, secrets, services ... in that namespace).
+VERIFY_GROUP = "eks-proxy:verify"
+# What the verification pods need, as (API group, resource, verbs): every request `verify_pulls` makes is one of these.
+ROLE_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "pods", ("create", "list", "delete")),
+    ("", "events", ("list",)),
+)
+# Pod Security admission: the namespace enforces the "restricted" standard; `verification_pod` complies with it.
+NAMESPACE_LABELS: dict[str, str] = {
+    LABEL_MANAGED_BY: MANAGED_BY,
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
 # Waiting reasons that mean the pull itself failed (kubelet's images.ErrImagePull and friends).
 PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 # Waiting reasons that only happen after the image is on the node: the pull succeeded, the start did not.
@@ -342,11 +359,7 @@ def _create_pod(api: KubernetesApi, namespace: str, pods_path: str, body: Mappin
 
 def _create_namespace(api: KubernetesApi, namespace: str) -> None:
     """Create the namespace when allowed (cluster-scoped access); a namespace-scoped policy cannot."""
-    body = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": namespace, "labels": {LABEL_MANAGED_BY: MANAGED_BY}},
-    }
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": dict(NAMESPACE_LABELS)}}
     try:
         api.create(path("api/v1", "namespaces"), body)
     except KubernetesApiError as exc:
@@ -354,8 +367,9 @@ def _create_namespace(api: KubernetesApi, namespace: str) -> None:
             return  # created meanwhile
         if exc.status == 403:
             raise VerificationError(
-                f"namespace {namespace} does not exist and this function may not create it (its access policy is "
-                f"scoped to that namespace): create it once with `kubectl create namespace {namespace}`"
+                f"namespace {namespace} does not exist and this function may not create it (its rights are scoped to "
+                f"that namespace): create it once with `eks-proxy verify-access --namespace {namespace} | kubectl "
+                "apply -f -`"
             ) from None
         raise
 
@@ -394,7 +408,33 @@ def _explain(exc: KubernetesApiError, namespace: str) -> str:
         )
     if exc.status == 403:
         return (
-            f"the function may not manage pods/events in namespace {namespace} (403: {exc.message}): associate "
-            f"AmazonEKSEditPolicy scoped to {namespace} with its access entry"
+            f"the function may not manage pods/events in namespace {namespace} (403): bind its Kubernetes group "
+            f"{VERIFY_GROUP} there with `eks-proxy verify-access --namespace {namespace} | kubectl apply -f -`"
         )
     return f"Kubernetes API error: {exc}"
+
+
+def access_manifest(namespace: str, group: str = VERIFY_GROUP) -> str:
+    """The Kubernetes objects the verify function needs in a cluster, as YAML for ``kubectl apply -f -``.
+
+    The namespace (Pod Security "restricted" enforced), a Role with exactly ``ROLE_RULES`` in it, and a RoleBinding
+    of that Role to ``group`` (the template's access entries map the function's role to ``VERIFY_GROUP``).
+
+    >>> print(access_manifest("eks-proxy-verify").splitlines()[3])
+      name: eks-proxy-verify
+    """
+    labels = "".join(f"    {key}: {value}\n" for key, value in NAMESPACE_LABELS.items())
+    rules = "".join(
+        f'  - apiGroups: ["{api_group}"]\n    resources: [{resource}]\n    verbs: [{", ".join(verbs)}]\n'
+        for api_group, resource, verbs in ROLE_RULES
+    )
+    return (
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n"
+        f"  name: {namespace}\n  labels:\n{labels}"
+        "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n"
+        f"  name: eks-proxy-verify\n  namespace: {namespace}\nrules:\n{rules}"
+        "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n"
+        f"  name: eks-proxy-verify\n  namespace: {namespace}\n"
+        f'subjects:\n  - kind: Group\n    name: "{group}"\n    apiGroup: rbac.authorization.k8s.io\n'
+        "roleRef:\n  kind: Role\n  name: eks-proxy-verify\n  apiGroup: rbac.authorization.k8s.io\n"
+    )
