@@ -274,6 +274,7 @@ def test_saved_queries() -> None:
     assert queries == {
         "eks-proxy/what did the last rollout do",
         "eks-proxy/node groups skipped and why",
+        "eks-proxy/how each node group ended",
         "eks-proxy/failures",
     }
 
