@@ -15,6 +15,7 @@ ASL = REPO / "statemachine" / "rollout.asl.json"
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 PARAMETER = "/eks-proxy/config"
+CA_PARAMETER = "/eks-proxy/ca-bundle"
 OWN_ROLE = f"arn:aws:iam::{ACCOUNT}:role/eks-proxy-RolloutStepFunctionRole-TEST"
 TEAM_USER_DATA = (
     b'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="//"\n\n--//\n'
@@ -42,6 +43,7 @@ class World:
             "ALARM_TOPIC_ARN": self.topic_arn,
             "STATE_MACHINE_ARN": self.state_machine_arn or f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:none",
             "PROXY_PARAMETER_NAME": PARAMETER,
+            "CA_BUNDLE_PARAMETER_NAME": CA_PARAMETER,
             "OWN_ROLE_ARNS": OWN_ROLE,
             "MAX_CONCURRENCY": "2",
             "ROLLBACK_ON_FAILURE": "true",
@@ -104,6 +106,17 @@ class World:
 
     def put_proxy(self, value: str) -> int:
         put = self.clients["ssm"].put_parameter(Name=PARAMETER, Value=value, Type="String", Overwrite=True)
+        return int(put["Version"])
+
+    def put_ca_bundle(self, pem: str) -> int:
+        """The CA bundle parameter a proxy value may name (advanced tier: up to 8 KB, as the README says)."""
+        put = self.clients["ssm"].put_parameter(
+            Name=CA_PARAMETER,
+            Value=pem,
+            Type="String",
+            Overwrite=True,
+            Tier="Advanced" if len(pem) > 4096 else "Standard",
+        )
         return int(put["Version"])
 
     def versions(self, template: str) -> list[dict[str, Any]]:

@@ -345,3 +345,99 @@ def test_a_large_scope_is_rolled_in_batches_that_fit_the_execution_history(world
     assert [document["canary"]["nodegroup"], *(t["nodegroup"] for t in document["rest"])] == ["ng-a", "ng-b"]
     small = invoke(handler(world, MAX_NODEGROUPS_PER_ROLLOUT="3"), load_event("ssm-parameter-update"))
     assert small["execution_name"].startswith("ssm-")  # fits one execution: no continuation
+
+
+# --- a TLS-inspecting proxy: the CA bundle the value names --------------------------------------------------------
+
+INSPECTING = json.dumps({"http_proxy": PROXY, "ca_bundle": "/eks-proxy/ca-bundle"})
+
+
+def _decisions_fingerprints(world: World) -> set[str]:
+    from eks_proxy.aws import AwsClients
+    from eks_proxy.aws.ssm import attach_ca_bundle
+    from eks_proxy.config import Settings
+    from eks_proxy.engine.plan import plan_scope
+    from eks_proxy.engine.scope import Scope
+    from eks_proxy.proxy.value import parse_proxy_value
+
+    clients = AwsClients(session=None)
+    config = attach_ca_bundle(clients.ssm, parse_proxy_value(INSPECTING))
+    settings = Settings(cluster_names=("prod",), alarm_topic_arn=world.topic_arn)
+    return {d.desired_fingerprint or "" for d in plan_scope(clients, settings, Scope("all", ("prod",)), config)}
+
+
+def test_a_ca_rotation_is_a_new_change_like_a_proxy_change(world: World) -> None:
+    from tests.ca_pem import ca_pem
+
+    world.template("prod-ng-a")
+    world.nodegroup("prod", "ng-a", template="prod-ng-a")
+    world.put_ca_bundle(ca_pem("Corp Inspection CA 2026"))
+    world.put_proxy(INSPECTING)
+    module = handler(world)
+    first = invoke(module, load_event("ssm-parameter-update"))
+    assert first["status"] == "started"
+    before = _decisions_fingerprints(world)
+    world.put_ca_bundle(ca_pem("Corp Inspection CA 2027"))  # the rotation: the proxy value is unchanged
+    rotated = invoke(module, load_event("ssm-ca-bundle-update"))
+    assert rotated["status"] == "started", rotated
+    assert _decisions_fingerprints(world) != before  # the CA's content is in the fingerprint
+    assert len({e["name"] for e in executions(world)}) == 2
+    assert all("BEGIN CERTIFICATE" not in e["input"] for e in executions(world))
+    again = invoke(module, load_event("ssm-ca-bundle-update"))  # a replay of the rotation
+    assert again["status"] in {"started", "duplicate"} and len(executions(world)) == 2
+
+
+def test_a_ca_change_while_no_value_names_one_changes_nothing(world: World) -> None:
+    from tests.ca_pem import ca_pem
+
+    world.template("prod-ng-a")
+    world.nodegroup("prod", "ng-a", template="prod-ng-a")
+    module = handler(world)
+    assert invoke(module, load_event("ssm-parameter-update"))["status"] == "started"
+    world.put_ca_bundle(ca_pem())
+    # Same decisions as the proxy change (no CA in them): the same execution, nothing new to roll.
+    assert invoke(module, load_event("ssm-ca-bundle-update"))["status"] in {"started", "duplicate"}
+    assert len(executions(world)) == 1
+
+
+@pytest.mark.parametrize("problem", ["missing", "private-key", "leaf", "not-pem", "other-parameter"])
+def test_a_bad_ca_bundle_is_an_invalid_value_nothing_started(world: World, problem: str) -> None:
+    from tests.ca_pem import ca_pem, private_key_pem
+
+    world.template("prod-ng-a")
+    world.nodegroup("prod", "ng-a", template="prod-ng-a")
+    key = private_key_pem()
+    content = {
+        "missing": None,
+        "private-key": ca_pem() + key,
+        "leaf": ca_pem("registry.example.test", ca=False, key_usage_cert_sign=None),
+        "not-pem": "http://10.0.0.10:3128",
+        "other-parameter": ca_pem(),
+    }[problem]
+    if content is not None:
+        world.put_ca_bundle(content)
+    value = INSPECTING.replace("/eks-proxy/ca-bundle", "/team/ca") if problem == "other-parameter" else INSPECTING
+    world.put_proxy(value)
+    module = handler(world)
+    buffer = structured_logs(module)
+    result = invoke(module, load_event("ssm-ca-bundle-update"))
+    assert result["status"] == "invalid_value", result
+    assert "\n" not in result["reason"]
+    [alarm] = world.alarms()
+    secret = key.splitlines()[1][:20]
+    for text in (json.dumps(result), json.dumps(alarm), buffer.getvalue()):
+        assert secret not in text
+    assert executions(world) == []
+    assert all_versions(world) == 1
+
+
+def test_deleting_the_ca_bundle_parameter_alarms_and_touches_nothing(world: World) -> None:
+    world.template("prod-ng-a")
+    world.nodegroup("prod", "ng-a", template="prod-ng-a")
+    event = load_event("ssm-ca-bundle-update")
+    event["detail"]["operation"] = "Delete"
+    result = invoke(handler(world), event)
+    assert result["status"] == "parameter_deleted"
+    [alarm] = world.alarms()
+    assert "CA bundle parameter" in json.dumps(alarm)
+    assert executions(world) == []

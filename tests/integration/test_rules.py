@@ -31,6 +31,7 @@ EXPECTED = {
     "ssm-parameter-create.json": "ProxyParameterChanged",
     "ssm-parameter-update.json": "ProxyParameterChanged",
     "ssm-parameter-delete.json": "ProxyParameterChanged",
+    "ssm-ca-bundle-update.json": "ProxyParameterChanged",
     "eks-create-nodegroup.json": "NodegroupChanged",
     "eks-update-nodegroup-version.json": "NodegroupChanged",
     "ec2-create-launch-template.json": "LaunchTemplateChanged",
@@ -108,7 +109,7 @@ def test_every_sample_is_expected() -> None:
 def test_patterns_come_from_the_template() -> None:
     resolved = patterns({"ClusterNames": "prod"})
     assert set(resolved) == set(RULES)
-    assert resolved["ProxyParameterChanged"]["detail"]["name"] == ["/eks-proxy/config"]
+    assert resolved["ProxyParameterChanged"]["detail"]["name"] == ["/eks-proxy/config", "/eks-proxy/ca-bundle"]
     assert resolved["ProxyParameterChanged"]["detail"]["operation"] == ["Create", "Update", "Delete"]
     for name in ("NodegroupChanged", "LaunchTemplateChanged"):
         assert resolved[name]["detail"]["errorCode"] == [{"exists": False}]
@@ -131,6 +132,7 @@ def _set_name(value: str) -> Callable[[dict[str, Any]], None]:
         pytest.param(_set_name("/eks-proxy/config-old"), id="name-with-suffix"),
         pytest.param(_set_name("/eks-proxy/config/extra"), id="child-parameter"),
         pytest.param(_set_name("/eks-proxy"), id="parent-path"),
+        pytest.param(_set_name("/eks-proxy/ca-bundle-old"), id="ca-bundle-with-suffix"),
         pytest.param(_set_name("eks-proxy/config"), id="no-leading-slash"),
         pytest.param(_set_name("/EKS-PROXY/CONFIG"), id="other-case"),
         pytest.param(lambda e: e["detail"].update(operation="LabelParameterVersion"), id="label-operation"),
@@ -146,6 +148,12 @@ def test_ssm_rule_follows_the_parameter_name(moto_server: MotoServer) -> None:
     route = make_router(moto_server, {"ClusterNames": "prod", "ProxyParameterName": "/platform/egress-proxy"})
     assert route(load_event("ssm-parameter-update")) == set()
     assert route(mutated("ssm-parameter-update", _set_name("/platform/egress-proxy"))) == {"ProxyParameterChanged"}
+
+
+def test_ssm_rule_follows_the_ca_bundle_parameter_name(moto_server: MotoServer) -> None:
+    route = make_router(moto_server, {"ClusterNames": "prod", "CaBundleParameterName": "/platform/inspection-ca"})
+    assert route(load_event("ssm-ca-bundle-update")) == set()
+    assert route(mutated("ssm-ca-bundle-update", _set_name("/platform/inspection-ca"))) == {"ProxyParameterChanged"}
 
 
 # ------------------------------------------------------------------------------------------ CloudTrail look-alikes

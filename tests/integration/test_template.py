@@ -482,7 +482,10 @@ def test_parameter_reads_name_the_one_parameter(iam: tuple[str, list[Grant], dic
     assert {g.role for g in reads} == {"DispatchFunctionRole", "RolloutStepFunctionRole", "PreflightFunctionRole"}
     for grant in reads:
         # A name with a leading slash maps to ...:parameter/eks-proxy/config (no double slash).
-        assert grant.resources == (f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/eks-proxy/config",)
+        assert grant.resources == (
+            f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/eks-proxy/config",
+            f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/eks-proxy/ca-bundle",  # the CA bundle a value may name
+        )
     decrypt = [g for g in actions_of(found, "kms:Decrypt") if "kms:GenerateDataKey*" not in g.actions]
     if case == "everything-on":
         assert {g.role for g in decrypt} == {g.role for g in reads}

@@ -158,3 +158,11 @@ def test_architecture_environment_table_matches_the_settings() -> None:
             assert default in ("", ()), f"{variable} is documented as required but defaults to {default!r}"
         else:
             assert documented[variable] == _as_documented(default), variable
+
+
+def test_ca_bundle_parameter_name() -> None:
+    base = {"CLUSTER_NAMES": "prod", "ALARM_TOPIC_ARN": "arn:aws:sns:eu-west-1:1:t"}
+    assert Settings.from_env(base).ca_bundle_parameter_name == "/eks-proxy/ca-bundle"
+    assert Settings.from_env(base | {"CA_BUNDLE_PARAMETER_NAME": "/corp/ca"}).ca_bundle_parameter_name == "/corp/ca"
+    with pytest.raises(SettingsError, match="CA_BUNDLE_PARAMETER_NAME must start with '/'"):
+        Settings.from_env(base | {"CA_BUNDLE_PARAMETER_NAME": "corp/ca"})

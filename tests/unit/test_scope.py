@@ -150,3 +150,22 @@ def test_scope_keys_differ_per_scope() -> None:
         Scope(kind="launch_template", clusters=("prod",), launch_template_id="lt-1").key,
     }
     assert len(keys) == 3
+
+
+def test_a_change_of_the_ca_bundle_parameter_scopes_everything_and_its_deletion_alarms() -> None:
+    from eks_proxy.config import Settings
+    from eks_proxy.engine.events import Trigger
+    from eks_proxy.engine.scope import Ignored, Scope, scope_for
+
+    settings = Settings(cluster_names=("prod",), alarm_topic_arn="arn:aws:sns:eu-west-1:1:t")
+    ca = settings.ca_bundle_parameter_name
+    assert ca == "/eks-proxy/ca-bundle"
+    for operation in ("Create", "Update"):
+        trigger = Trigger(kind="ssm", event_id="e", parameter_name=ca, operation=operation)
+        assert scope_for(trigger, settings) == Scope(kind="all", clusters=("prod",))
+    deleted = scope_for(Trigger(kind="ssm", event_id="e", parameter_name=ca, operation="Delete"), settings)
+    assert isinstance(deleted, Ignored) and deleted.alarm and "CA bundle" in deleted.reason
+    label = scope_for(Trigger(kind="ssm", event_id="e", parameter_name=ca, operation="LabelParameterVersion"), settings)
+    assert isinstance(label, Ignored) and not label.alarm
+    other = scope_for(Trigger(kind="ssm", event_id="e", parameter_name=ca + "-old", operation="Update"), settings)
+    assert isinstance(other, Ignored)

@@ -95,6 +95,8 @@ class Settings:
     cluster_names: tuple[str, ...] = _env("CLUSTER_NAMES", _csv, ())
     alarm_topic_arn: str = _env("ALARM_TOPIC_ARN", _text, "")
     proxy_parameter_name: str = _env("PROXY_PARAMETER_NAME", _parameter_name, "/eks-proxy/config")
+    # The one CA bundle parameter a proxy value may name (TLS-inspecting proxies); its changes roll out too.
+    ca_bundle_parameter_name: str = _env("CA_BUNDLE_PARAMETER_NAME", _parameter_name, "/eks-proxy/ca-bundle")
     opt_out_tag_key: str = _env("OPT_OUT_TAG_KEY", _text, "eks-proxy/skip")
     os_hint_tag_key: str = _env("OS_HINT_TAG_KEY", _text, "eks-proxy/os")
     state_machine_arn: str = _env("STATE_MACHINE_ARN", _text, "")

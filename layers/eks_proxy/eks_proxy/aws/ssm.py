@@ -1,4 +1,4 @@
-"""The proxy parameter, always read at a pinned version (`name:version`), decrypted."""
+"""The proxy parameter, always read at a pinned version (`name:version`), decrypted; and the CA bundle it names."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_proxy.aws.errors import error_code
+from eks_proxy.proxy.ca_bundle import resolve_ca_bundle
+from eks_proxy.proxy.value import ProxyConfig
 
 
 @dataclass(frozen=True)
@@ -33,3 +35,16 @@ def read_parameter(ssm: Any, name: str, version: int | None = None) -> Parameter
             raise ParameterNotFound(f"parameter {selector} not found") from None
         raise
     return ParameterValue(name=name, version=int(parameter["Version"]), value=str(parameter["Value"]))
+
+
+def attach_ca_bundle(ssm: Any, config: ProxyConfig, allowed: str | None = None) -> ProxyConfig:
+    """``config`` with the CA bundle its value names: read (latest version, decrypted) and validated.
+
+    Unchanged when the value names none. ``allowed`` is the one bundle parameter the installation may read
+    (CaBundleParameterName). A missing or invalid bundle raises CaBundleError (a ProxyValueError: every reader of
+    the value already turns that into "invalid value, nothing changed").
+    """
+    name = config.ca_bundle_parameter
+    if name is None:
+        return config
+    return config.with_ca_bundle(resolve_ca_bundle(name, lambda n: read_parameter(ssm, n).value, allowed=allowed))

@@ -1,7 +1,8 @@
 """What the dispatch function does with one event: parse -> scope -> plan -> StartExecution (or nothing).
 
     event --parse_trigger--> Trigger --scope_for--> Scope | Ignored
-          --read_parameter (latest version, pinned)--> parse_proxy_value --plan_scope--> decisions
+          --read_parameter (latest version, pinned)--> parse_proxy_value (+ the CA bundle it names, latest
+          version: attach_ca_bundle) --plan_scope--> decisions
           --(any needs a rollout)--> StartExecution(name=execution_name(...), input=execution_input(...))
 
 Nothing here writes to EC2 or EKS: the rollout does. A deleted parameter or an invalid value raises the alarm and
@@ -20,7 +21,7 @@ from botocore.exceptions import ClientError
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.errors import error_code
 from eks_proxy.aws.sns import publish_alarm
-from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+from eks_proxy.aws.ssm import ParameterNotFound, attach_ca_bundle, read_parameter
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import EventError, Trigger, parse_trigger
 from eks_proxy.engine.plan import execution_input, execution_name, plan_scope
@@ -99,8 +100,13 @@ def dispatch(
     scope = scope_for(trigger, settings)
     if isinstance(scope, Ignored):
         if scope.alarm:
-            warn("proxy parameter deleted", {"reason": scope.reason})
-            _alarm(clients, settings, "eks-proxy: proxy parameter deleted", scope.reason)
+            what = (
+                "CA bundle parameter"
+                if trigger.parameter_name == settings.ca_bundle_parameter_name
+                else "proxy parameter"
+            )
+            warn(f"{what} deleted", {"reason": scope.reason})
+            _alarm(clients, settings, f"eks-proxy: {what} deleted", scope.reason)
             return DispatchResult("parameter_deleted", scope.reason)
         log("event ignored", {"trigger": trigger.kind, "event_name": trigger.event_name, "reason": scope.reason})
         return DispatchResult("ignored", scope.reason)
@@ -110,12 +116,18 @@ def dispatch(
         warn("no proxy parameter", {"reason": str(missing)})
         return DispatchResult("no_parameter", str(missing))
     try:
-        config = parse_proxy_value(parameter.value)
+        config = attach_ca_bundle(
+            clients.ssm, parse_proxy_value(parameter.value), allowed=settings.ca_bundle_parameter_name
+        )
     except ProxyValueError as invalid:
         reason = f"invalid proxy value in {parameter.name}:{parameter.version}: {invalid}"
         warn("invalid proxy value", {"reason": reason})
         _alarm(clients, settings, "eks-proxy: invalid proxy value, nothing changed", reason)
         return DispatchResult("invalid_value", reason)
+    if config.ca_bundle is not None:
+        log("CA bundle", {"parameter": config.ca_bundle_parameter, "bundle": config.ca_bundle.describe()})
+        for warning in config.ca_bundle.warnings:
+            warn("CA bundle expiring", {"parameter": config.ca_bundle_parameter, "reason": warning})
     decisions = [_landing(d, trigger) for d in plan_scope(clients, settings, scope, config)]
     for decision in decisions:
         (warn if decision.outcome is Outcome.OUT_OF_SCOPE else log)("decision", decision.to_log())

@@ -104,7 +104,16 @@ def scope_for(trigger: Trigger, settings: Settings) -> Scope | Ignored:
     if trigger.kind == "sweep":
         return Scope(kind="all", clusters=clusters)
     if trigger.kind == "ssm":
-        if trigger.parameter_name != settings.proxy_parameter_name:
+        if trigger.parameter_name == settings.ca_bundle_parameter_name and trigger.parameter_name:
+            # The CA bundle a proxy value may name: a rotation rolls out like a proxy change (the fingerprint
+            # covers the bundle's content; a value that names no bundle leaves every node group up to date).
+            if trigger.operation == "Delete":
+                return Ignored(
+                    f"CA bundle parameter {trigger.parameter_name} was deleted: nodes keep their configuration; "
+                    "a proxy value that names it is refused until it exists again",
+                    True,
+                )
+        elif trigger.parameter_name != settings.proxy_parameter_name:
             return Ignored(f"parameter {trigger.parameter_name!r} is not {settings.proxy_parameter_name!r}")
         if trigger.operation == "Delete":
             return Ignored(f"parameter {trigger.parameter_name} was deleted: nodes keep their configuration", True)

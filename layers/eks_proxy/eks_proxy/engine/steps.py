@@ -35,7 +35,8 @@ The proxy value never travels through the state machine: `refresh` reads the pin
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.eks import describe_nodegroup, describe_update, update_nodegroup_version
 from eks_proxy.aws.errors import error_code
 from eks_proxy.aws.sns import publish_alarm
-from eks_proxy.aws.ssm import ParameterNotFound, ParameterValue, read_parameter
+from eks_proxy.aws.ssm import ParameterNotFound, ParameterValue, attach_ca_bundle, read_parameter
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import (
     InvalidRolloutInput,
@@ -133,17 +134,29 @@ def _read(step: StepContext, name: str, version: int | None) -> ParameterValue:
         raise InvalidRolloutInput(str(missing)) from None
 
 
-def _parse(value: ParameterValue) -> ProxyConfig:
+def _parse(step: StepContext, value: ParameterValue) -> ProxyConfig:
+    """The value parsed, with the CA bundle it names (read at its latest version: a rotation during a rollout goes
+    to the node groups refreshed after it, and has its own rollout for the others)."""
     try:
-        return parse_proxy_value(value.value)
+        config = parse_proxy_value(value.value)
+        with _ssm_errors(str(config.ca_bundle_parameter)):
+            return attach_ca_bundle(step.clients.ssm, config, allowed=step.settings.ca_bundle_parameter_name)
     except ProxyValueError as invalid:
         raise InvalidRolloutInput(f"invalid proxy value in {value.name}:{value.version}: {invalid}") from None
+
+
+@contextmanager
+def _ssm_errors(name: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as error:
+        raise _aws(error, "ssm", name) from None
 
 
 def _proxy_config(step: StepContext, parameter: Mapping[str, Any]) -> ProxyConfig:
     """Read and parse the pinned parameter version; a missing or invalid value is an InvalidRolloutInput."""
     name, version = _pinned(step, parameter)
-    return _parse(_read(step, name, version))
+    return _parse(step, _read(step, name, version))
 
 
 def _config_unless_superseded(step: StepContext, parameter: Mapping[str, Any]) -> ProxyConfig | ParameterValue:
@@ -154,14 +167,14 @@ def _config_unless_superseded(step: StepContext, parameter: Mapping[str, Any]) -
     name, version = _pinned(step, parameter)
     latest = _read(step, name, None)
     if latest.version == version:
-        return _parse(latest)
+        return _parse(step, latest)
     if latest.version > version:
         try:
             parse_proxy_value(latest.value)
             return latest
         except ProxyValueError:
             pass
-    return _parse(_read(step, name, version))
+    return _parse(step, _read(step, name, version))
 
 
 def validate_input(event: Mapping[str, Any], step: StepContext) -> dict[str, Any]:

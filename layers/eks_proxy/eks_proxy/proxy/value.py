@@ -5,11 +5,15 @@ Accepted forms::
     http://10.0.0.10:3128                  plain URL (http or https scheme)
     proxy.corp.example:3128                host:port, http assumed
     {"http_proxy": "http://[fd00::10]:3128", "https_proxy": "https://proxy.corp.example:3129",
-     "no_proxy": [".corp.example", "10.20.0.0/16"], "vpc_endpoints": false}
+     "no_proxy": [".corp.example", "10.20.0.0/16"], "vpc_endpoints": false, "ca_bundle": "/eks-proxy/ca-bundle"}
 
 ``vpc_endpoints`` (default true) says the nodes reach the regional AWS APIs (eks, ecr, s3, ec2, sts) through VPC
 interface/gateway endpoints, so those names are in NO_PROXY; false when the VPC has no such endpoints and the proxy
 is the way to AWS too (then those names must go through the proxy, or nodes cannot join).
+
+``ca_bundle`` names the SSM parameter holding the PEM CA certificates of a TLS-inspecting proxy (ca_bundle.py). The
+value only names it: whoever reads the value reads that parameter too (``resolve_ca_bundle``) and attaches the
+validated bundle with :meth:`ProxyConfig.with_ca_bundle` before anything is rendered or probed.
 
 The value ends up in shell scripts, systemd files, YAML and TOML on every node, so it is refused (never cleaned up)
 when it carries anything but what a proxy address needs: no whitespace, control characters, quotes or shell
@@ -23,8 +27,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eks_proxy.proxy.ca_bundle import CaBundle
 
 MAX_VALUE_BYTES = 4096
 
@@ -35,6 +42,7 @@ _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # used with fullmatc
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:/[]")
 _QUOTES = frozenset("'\"`")
 _SHELL = frozenset(";&|$<>(){}\\!#~^?*,=%+")
+CA_BUNDLE_PARAMETER_RE = re.compile(r"/[A-Za-z0-9_.\-/]{1,1010}")  # an SSM name with its leading slash (fullmatch)
 
 
 class ProxyValueError(ValueError):
@@ -53,6 +61,17 @@ class ProxyConfig:
     https_proxy: str
     no_proxy: tuple[str, ...] = ()
     vpc_endpoints: bool = True
+    ca_bundle_parameter: str | None = None  # the SSM parameter the value names for a TLS-inspecting proxy
+    ca_bundle: CaBundle | None = None  # its validated content, attached by whoever read the value
+
+    @property
+    def needs_ca_bundle(self) -> bool:
+        """True when the value names a CA bundle whose content has not been attached yet."""
+        return self.ca_bundle_parameter is not None and self.ca_bundle is None
+
+    def with_ca_bundle(self, bundle: CaBundle | None) -> ProxyConfig:
+        """This configuration with ``bundle`` as its CA bundle (read from the named parameter, or a file)."""
+        return replace(self, ca_bundle=bundle)
 
     def https_host_port(self) -> str:
         """``host:port`` of the HTTPS proxy (without its scheme).
@@ -70,6 +89,8 @@ class ProxyConfig:
         """A one-line summary safe for logs (the value never holds credentials once parsed)."""
         extra = f", no_proxy+={','.join(self.no_proxy)}" if self.no_proxy else ""
         extra += "" if self.vpc_endpoints else ", vpc_endpoints=false"
+        if self.ca_bundle_parameter or self.ca_bundle:
+            extra += f", ca_bundle={self.ca_bundle_parameter or '(file)'}"
         return f"http_proxy={self.http_proxy}, https_proxy={self.https_proxy}{extra}"
 
 
@@ -114,7 +135,7 @@ def _parse_json(text: str) -> ProxyConfig:
         ) from None
     if not isinstance(data, dict):
         raise ProxyValueError(f"proxy value JSON must be an object, got {_json_type(data)}; {_EXPECTED}")
-    known = ("http_proxy", "https_proxy", "no_proxy", "vpc_endpoints")
+    known = ("http_proxy", "https_proxy", "no_proxy", "vpc_endpoints", "ca_bundle")
     for key in data:
         if key not in known:
             shown = key if _is_safe_name(key) else "(a key with unexpected characters)"
@@ -145,7 +166,19 @@ def _parse_json(text: str) -> ProxyConfig:
             f'proxy value JSON "vpc_endpoints" must be true or false, got {_json_type(vpc_endpoints)}; '
             'expected "vpc_endpoints": false when the nodes reach AWS APIs through the proxy'
         )
-    return ProxyConfig(http_proxy=http, https_proxy=https, no_proxy=tuple(entries), vpc_endpoints=vpc_endpoints)
+    ca_bundle = data.get("ca_bundle")
+    if ca_bundle is not None and not (isinstance(ca_bundle, str) and CA_BUNDLE_PARAMETER_RE.fullmatch(ca_bundle)):
+        raise ProxyValueError(
+            'proxy value JSON "ca_bundle" must name an SSM parameter with its leading slash (letters, digits and '
+            '_ . - /); expected "ca_bundle": "/eks-proxy/ca-bundle"'
+        )
+    return ProxyConfig(
+        http_proxy=http,
+        https_proxy=https,
+        no_proxy=tuple(entries),
+        vpc_endpoints=vpc_endpoints,
+        ca_bundle_parameter=ca_bundle,
+    )
 
 
 def _is_json(text: str) -> bool:

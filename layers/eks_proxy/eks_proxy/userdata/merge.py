@@ -61,6 +61,12 @@ class UserDataError(ValueError):
     """User data we cannot merge safely, or a result EC2 would refuse; one line, says why."""
 
 
+_CA_NOT_READ = (
+    'the proxy value names a CA bundle ("ca_bundle") whose certificates were not read; '
+    "read the parameter (or give the PEM file with --ca-bundle)"
+)
+
+
 @dataclass(frozen=True)
 class InjectResult:
     """What :func:`inject` produced: the user data (input's encoding and type), our fingerprint, and whether the
@@ -90,6 +96,10 @@ def desired_fingerprint(config: ProxyConfig, context: NodeContext, node_os: Node
     }
     if not config.vpc_endpoints:  # only when set, so every fingerprint made before the key existed stays valid
         canonical["vpc_endpoints"] = False
+    if config.needs_ca_bundle:
+        raise UserDataError(_CA_NOT_READ)
+    if config.ca_bundle is not None:  # the content, not the parameter's name or version: rotating the CA rolls nodes
+        canonical["ca_bundle"] = config.ca_bundle.digest
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -120,9 +130,12 @@ def inject(existing: bytes | str, config: ProxyConfig, context: NodeContext, nod
     if merged == raw:
         return InjectResult(existing, fingerprint, changed=False)
     if len(merged) > USER_DATA_LIMIT:
+        ca = config.ca_bundle
+        ca_share = f" ({len(ca.pem)} of them the CA bundle's certificates)" if ca else ""
         raise UserDataError(
-            f"user data with the proxy configuration would be {len(merged)} bytes, over EC2's limit of "
+            f"user data with the proxy configuration would be {len(merged)} bytes{ca_share}, over EC2's limit of "
             f"{USER_DATA_LIMIT} bytes (before base64); shrink the launch template's own user data"
+            + (" or the CA bundle" if ca else "")
         )
     return InjectResult(_encode(merged, was_base64, as_text=isinstance(existing, str)), fingerprint, changed=True)
 
