@@ -353,7 +353,7 @@ INSPECTING = json.dumps({"http_proxy": PROXY, "ca_bundle": "/eks-proxy/ca-bundle
 
 
 def _decisions_fingerprints(world: World) -> set[str]:
-    from eks_proxy.aws import AwsClients
+    from eks_proxy.aws.clients import AwsClients
     from eks_proxy.aws.ssm import attach_ca_bundle
     from eks_proxy.config import Settings
     from eks_proxy.engine.plan import plan_scope

@@ -154,7 +154,7 @@ def test_scope_keys_differ_per_scope() -> None:
 
 def test_a_change_of_the_ca_bundle_parameter_scopes_everything_and_its_deletion_alarms() -> None:
     from eks_proxy.config import Settings
-    from eks_proxy.engine.events import Trigger
+    from eks_proxy.engine.contracts import Trigger
     from eks_proxy.engine.scope import Ignored, Scope, scope_for
 
     settings = Settings(cluster_names=("prod",), alarm_topic_arn="arn:aws:sns:eu-west-1:1:t")
