@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.config import Settings
 from eks_proxy.engine.dispatch import dispatch
-from eks_proxy.engine.reconcile import Outcome
 from eks_proxy.metrics import INVALID_VALUE, NODEGROUPS_SKIPPED, PARAMETER_DELETED, ROLLOUT_STARTED, emit
+from eks_proxy.model import Outcome
 
 SETTINGS = Settings.from_env(required=("CLUSTER_NAMES", "ALARM_TOPIC_ARN", "STATE_MACHINE_ARN"))
 logger = Logger()

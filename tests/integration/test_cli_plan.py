@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.config import Settings
-from eks_proxy.engine.plan import refresh_launch_template
+from eks_proxy.engine.refresh import refresh_launch_template
 from eks_proxy.proxy.value import parse_proxy_value
 
 from demo.scenario import CASES, CLUSTER, FIRST_PROXY, build_demo_world

@@ -7,18 +7,14 @@ import base64
 import pytest
 from eks_proxy.engine.reconcile import (
     NO_TEMPLATE_REMEDY,
-    Decision,
-    LaunchTemplateRef,
-    NodegroupState,
     OurVersion,
-    Outcome,
-    TemplateVersion,
     client_token,
     find_reusable_version,
     made_by_us,
     reconcile_nodegroup,
     version_description,
 )
+from eks_proxy.model import Decision, LaunchTemplateRef, NodegroupState, Outcome, TemplateVersion
 from eks_proxy.proxy.no_proxy import NodeContext
 from eks_proxy.proxy.value import parse_proxy_value
 from eks_proxy.userdata.merge import desired_fingerprint, find_fingerprint, render_userdata
@@ -252,7 +248,7 @@ def test_reconcile_is_idempotent(ami_type: str, host: str, port: int, start_empt
 def test_basis_version_is_stable_while_the_rollout_progresses() -> None:
     """Before: v3 (someone else's) -> basis 3. After rolling to our v4 "from v3" -> still basis 3."""
     from eks_proxy.aws.ssm import ParameterValue
-    from eks_proxy.engine.plan import execution_name
+    from eks_proxy.engine.execution import execution_name
     from eks_proxy.engine.scope import Scope
 
     before = decide(nodegroup())

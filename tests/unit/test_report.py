@@ -9,7 +9,7 @@ import sys
 import pytest
 from eks_proxy.cli import report
 from eks_proxy.cli.report import PlannedChange, describe, redact, summary, trim, user_data_diff
-from eks_proxy.engine.reconcile import Decision, LaunchTemplateRef, Outcome
+from eks_proxy.model import Decision, LaunchTemplateRef, Outcome
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_proxy.aws.errors import error_code
-from eks_proxy.engine.reconcile import LaunchTemplateRef, TemplateVersion, client_token, version_description
+from eks_proxy.model import LaunchTemplateRef, TemplateVersion
 
 # Error codes meaning "this launch template or version does not exist (any more)".
 _GONE = {
@@ -57,26 +57,19 @@ def later_versions(ec2: Any, ref: LaunchTemplateRef, after: int) -> list[Templat
 
 
 def create_template_version(
-    ec2: Any,
-    ref: LaunchTemplateRef,
-    template_id: str,
-    source_version: int,
-    fingerprint: str,
-    user_data: str,
-    parameter_version: int | None = None,
+    ec2: Any, ref: LaunchTemplateRef, source_version: int, user_data: str, *, description: str, client_token: str
 ) -> int:
     """A new version copied from `source_version` with only the user data replaced; returns its number.
 
-    The ClientToken is derived from (template id, source version, fingerprint): two racing refreshes of the same
-    change get the same version back from EC2 instead of two versions. The description names the
-    fingerprint, the source version and the parameter version the value came from (`reconcile.version_description`).
+    EC2 answers a repeated `client_token` with the version it made the first time: two racing refreshes of the same
+    change get one version (the token is derived from template, source version and fingerprint by the caller).
     """
     response = ec2.create_launch_template_version(
         **_template_args(ref),
         SourceVersion=str(source_version),
         LaunchTemplateData={"UserData": user_data},
-        VersionDescription=version_description(fingerprint, source_version, parameter_version),
-        ClientToken=client_token(template_id, source_version, fingerprint),
+        VersionDescription=description,
+        ClientToken=client_token,
     )
     return int(response["LaunchTemplateVersion"]["VersionNumber"])
 

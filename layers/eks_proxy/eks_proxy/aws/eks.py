@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eks_proxy.aws.errors import error_code
-from eks_proxy.engine.reconcile import LaunchTemplateRef, NodegroupState
+from eks_proxy.model import LaunchTemplateRef, NodegroupState
 
 
 @dataclass(frozen=True)

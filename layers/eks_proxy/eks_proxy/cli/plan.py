@@ -12,6 +12,8 @@ line on bad input (an invalid value, an unknown cluster or parameter), 1 with on
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +26,7 @@ from eks_proxy.config import DEFAULTS
 if TYPE_CHECKING:  # the AWS side is imported when a command runs: `eks-proxy render` starts without botocore
     from eks_proxy.aws.clients import AwsClients
     from eks_proxy.cli.report import PlannedChange
-    from eks_proxy.engine.reconcile import Decision
+    from eks_proxy.model import Decision
 
 DEFAULT_PARAMETER = DEFAULTS.proxy_parameter_name
 EXIT_CHANGES = 3
@@ -86,9 +88,20 @@ def run_aws(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     return wrapped
 
 
+def decode_user_data(user_data: str) -> bytes:
+    """Raw bytes of base64 launch template user data, for the diff (text that is not base64 is shown as it is).
+
+    >>> decode_user_data("IyEvYmluL2Jhc2gK"), decode_user_data("#!/bin/bash")
+    (b'#!/bin/bash\n', b'#!/bin/bash')
+    """
+    try:
+        return base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        return user_data.encode()
+
+
 def _user_data(clients: AwsClients, decision: Decision, version: int | None) -> bytes | None:
     from eks_proxy.aws.ec2 import get_template_version
-    from eks_proxy.engine.reconcile import decode_user_data
 
     lt = decision.launch_template
     if lt is None or version is None:
@@ -100,7 +113,7 @@ def _user_data(clients: AwsClients, decision: Decision, version: int | None) -> 
 def planned_changes(clients: AwsClients, decisions: list[Decision]) -> list[PlannedChange]:
     """Each decision with the user data before and after (read only for node groups that would change)."""
     from eks_proxy.cli.report import PlannedChange
-    from eks_proxy.engine.reconcile import Outcome, decode_user_data
+    from eks_proxy.model import Outcome
 
     changes = []
     for d in decisions:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from eks_proxy.engine.reconcile import Decision, Outcome
+from eks_proxy.model import Decision, Outcome
 
 # user:password@ in any URL-like text (the part before @ is dropped, whatever it is).
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@\"']+@")

@@ -24,9 +24,10 @@ from eks_proxy.aws.sns import publish_alarm
 from eks_proxy.aws.ssm import ParameterNotFound, attach_ca_bundle, read_parameter
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import EventError, Trigger, parse_trigger
-from eks_proxy.engine.plan import execution_input, execution_name, plan_scope
-from eks_proxy.engine.reconcile import Decision, Outcome
+from eks_proxy.engine.execution import execution_input, execution_name
+from eks_proxy.engine.plan import plan_scope
 from eks_proxy.engine.scope import Ignored, scope_for
+from eks_proxy.model import Decision, Outcome
 from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
 Log = Callable[[str, Mapping[str, Any]], None]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eks_proxy.engine.reconcile import Decision, Outcome
+from eks_proxy.model import Decision, Outcome
 
 SCHEMA_VERSION = 1
 # Summary order and wording of every state but `current`.

@@ -5,8 +5,9 @@ date, roll to an existing version that already carries the desired configuration
 duplicates and our own CloudTrail echoes therefore change nothing: the second time round the answer is "up to date"
 or "roll the version you already made".
 
-The impure `plan_scope` / `refresh_launch_template` that read AWS and apply a decision live in `eks_proxy.engine.plan`
-(they take the boto3 clients as arguments), so this module stays free of AWS.
+The impure parts that read AWS and apply a decision live beside it: `engine/plan.py` (read-only, for a scope) and
+`engine/refresh.py` (the one write: a launch template version). The types it reads and returns are in
+`eks_proxy.model`.
 
 A version we create is recognisable by its description, `eks-proxy <fingerprint> from v<source version> parameter
 v<parameter version>` (the last part is absent on versions made before it was recorded), and by the fingerprint
@@ -16,15 +17,13 @@ inside its user data; both must agree before it is reused. `made_by_us` reads th
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from eks_proxy.config import DEFAULTS
+from eks_proxy.model import Decision, NodegroupState, Outcome, TemplateVersion
 from eks_proxy.proxy.no_proxy import NodeContext
 from eks_proxy.proxy.value import ProxyConfig
 from eks_proxy.userdata.merge import UserDataError, desired_fingerprint, find_fingerprint, inject, render_userdata
@@ -36,96 +35,6 @@ _DEAD_STATUSES = frozenset({"DELETING", "CREATE_FAILED", "DELETE_FAILED"})
 _DESCRIPTION = re.compile(
     r"^eks-proxy (?P<fingerprint>[0-9A-Za-z]+) from v(?P<source>\d+)(?: parameter v(?P<parameter>\d+))?(?:$|\s)"
 )
-
-
-class Outcome(StrEnum):
-    OUT_OF_SCOPE = "out_of_scope"
-    UP_TO_DATE = "up_to_date"
-    ROLL_EXISTING = "roll_existing"
-    CREATE_VERSION = "create_version"
-
-
-@dataclass(frozen=True)
-class LaunchTemplateRef:
-    """A node group's launch template exactly as the node group holds it (id and/or name, and its version)."""
-
-    id: str | None = None
-    name: str | None = None
-    version: int | None = None
-
-    def for_update(self, version: int) -> dict[str, str]:
-        """The `launchTemplate` argument of UpdateNodegroupVersion: id if the node group has it, else its name."""
-        key = {"id": self.id} if self.id else {"name": self.name or ""}
-        return {**key, "version": str(version)}
-
-    def label(self) -> str:
-        return self.id or self.name or "?"
-
-
-@dataclass(frozen=True)
-class NodegroupState:
-    """What DescribeNodegroup says about one node group (only what the decision needs)."""
-
-    cluster: str
-    name: str
-    status: str
-    ami_type: str
-    launch_template: LaunchTemplateRef | None
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TemplateVersion:
-    """One launch template version: its number, base64 user data (None when it has none), description."""
-
-    number: int
-    user_data: str | None
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The reconcile result for one node group. `current_user_data` / `new_user_data` (base64) are never logged."""
-
-    cluster: str
-    nodegroup: str
-    outcome: Outcome
-    reason: str = ""
-    remedy: str = ""
-    node_os: str | None = None
-    launch_template: LaunchTemplateRef | None = None
-    current_version: int | None = None
-    basis_version: int | None = None  # the version this change starts from; stable while the rollout progresses
-    target_version: int | None = None
-    current_fingerprint: str | None = None
-    desired_fingerprint: str | None = None
-    new_user_data: str | None = field(default=None, repr=False)
-    current_user_data: str | None = field(default=None, repr=False)  # base64, as read (for `eks-proxy plan` diffs)
-    # The parameter version the running launch template version was made from, when eks-proxy made it (its
-    # description says so and the fingerprint in its user data agrees); None for anyone else's version.
-    current_parameter_version: int | None = None
-    nodegroup_status: str = ""  # DescribeNodegroup's status as read (ACTIVE, UPDATING, ...)
-
-    @property
-    def needs_rollout(self) -> bool:
-        return self.outcome in (Outcome.ROLL_EXISTING, Outcome.CREATE_VERSION)
-
-    def to_log(self) -> dict[str, Any]:
-        """Structured log fields (no user data)."""
-        lt = self.launch_template
-        return {
-            "cluster": self.cluster,
-            "nodegroup": self.nodegroup,
-            "outcome": self.outcome.value,
-            "reason": self.reason,
-            "remedy": self.remedy,
-            "node_os": self.node_os,
-            "launch_template": lt.label() if lt else None,
-            "version_before": self.current_version,
-            "version_after": self.target_version,
-            "fingerprint_before": self.current_fingerprint,
-            "fingerprint": self.desired_fingerprint,
-        }
 
 
 def version_description(fingerprint: str, source_version: int, parameter_version: int | None = None) -> str:
@@ -293,11 +202,3 @@ def reconcile_nodegroup(
     return replace(
         out, outcome=Outcome.CREATE_VERSION, reason="proxy configuration differs", new_user_data=new_user_data
     )
-
-
-def decode_user_data(user_data: str) -> bytes:
-    """Raw bytes of base64 launch template user data (used by `eks-proxy plan` for its diff)."""
-    try:
-        return base64.b64decode(user_data, validate=True)
-    except (binascii.Error, ValueError):
-        return user_data.encode()

@@ -63,8 +63,9 @@ from eks_proxy.engine.contracts import (
     required,
     rollout_input,
 )
-from eks_proxy.engine.plan import UPDATING_STATUSES, ContextCache, NodegroupUpdating, refresh_launch_template
-from eks_proxy.engine.reconcile import LaunchTemplateRef, Outcome
+from eks_proxy.engine.plan import ContextCache
+from eks_proxy.engine.refresh import UPDATING_STATUSES, NodegroupUpdating, refresh_launch_template
+from eks_proxy.model import LaunchTemplateRef, Outcome
 from eks_proxy.proxy.value import ProxyConfig, ProxyValueError, parse_proxy_value
 
 TRIGGERS = frozenset({"ssm", "nodegroup", "launch_template", "sweep"})
