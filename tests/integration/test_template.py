@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import IN_CI, require_tool
+from tests.conftest import load_event as load_event_sample
 from tests.integration.cfn_template import (
     ACCOUNT,
     REGION,
@@ -100,24 +101,40 @@ def test_functions_have_no_requirements_txt() -> None:
 @pytest.mark.slow
 def test_layer_ships_the_package_and_its_pure_python_dependencies(built: Build) -> None:
     layer = built.layer
-    for module in ("eks_proxy", "aws_lambda_powertools", "tomlkit"):
-        assert (layer / module / "__init__.py").is_file(), module
+    assert (layer / "eks_proxy" / "__init__.py").is_file()
+    for package in ("aws_lambda_powertools", "tomlkit"):
+        assert (layer / package).is_dir(), package
     # No pydantic: the contracts are plain dataclasses. Pure Python: nothing ties the layer to one CPU architecture.
     for absent in ("pydantic", "pydantic_core"):
         assert not (layer / absent).exists(), absent
     assert not [p.name for p in layer.rglob("*.so")]
-    # The runtime provides boto3/botocore; bytecode and test suites are dead weight.
-    for absent in ("boto3", "botocore", "s3transfer", "bin"):
+    # The runtime provides boto3/botocore and botocore's jmespath; test suites are dead weight.
+    for absent in ("boto3", "botocore", "s3transfer", "jmespath", "bin"):
         assert not (layer / absent).exists(), absent
-    assert not list(layer.rglob("__pycache__"))
     assert not [p for p in layer.rglob("tests") if p.is_dir()]
+
+
+@pytest.mark.slow
+def test_layer_keeps_only_the_powertools_modules_our_code_reaches(built: Build) -> None:
+    powertools = built.layer / "aws_lambda_powertools"
+    kept = {p.relative_to(powertools).with_suffix("").as_posix() for p in powertools.rglob("*.py*")}
+    kept = {name.removesuffix(".cpython-313").replace("__pycache__/", "") for name in kept}
+    for needed in ("logging/logger", "logging/correlation_paths", "metrics/metrics", "utilities/typing/__init__"):
+        assert needed in kept, needed
+    for dropped in ("event_handler", "utilities/parser", "utilities/idempotency", "utilities/batch"):
+        assert not (powertools / dropped).exists(), dropped
+    assert "Powertools trimmed to the modules the handlers can reach" in built.output
 
 
 @pytest.mark.slow
 def test_layer_has_every_module_of_the_package(built: Build) -> None:
     source = REPO / "layers" / "eks_proxy" / "eks_proxy"
     wanted = {p.relative_to(source) for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-    shipped = {p.relative_to(built.layer / "eks_proxy") for p in (built.layer / "eks_proxy").rglob("*") if p.is_file()}
+    shipped = {
+        p.relative_to(built.layer / "eks_proxy")
+        for p in (built.layer / "eks_proxy").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert wanted == shipped
 
 
@@ -132,21 +149,127 @@ def _python313() -> str | None:
     return None
 
 
+def _hash_flags(pyc: Path) -> int:
+    """The PEP 552 flags of a .pyc: 0 timestamp-based, 1 unchecked hash, 3 checked hash."""
+    return int.from_bytes(pyc.read_bytes()[4:8], "little")
+
+
 @pytest.mark.slow
-def test_layer_imports_on_python_313(built: Build) -> None:
-    """The Lambda runtime's view: only the layer and the standard library (plus boto3, not needed to import)."""
+def test_layer_ships_bytecode_when_the_build_has_python_313(built: Build) -> None:
+    """/opt is read-only on Lambda: without shipped bytecode every cold start compiles the layer again."""
+    layer = built.layer
+    pycs = list(layer.rglob("*.pyc"))
+    if _python313() is None:
+        assert pycs == []
+        assert "no python3.13 here: the layer ships sources only" in built.output
+        return
+    assert "bytecode: compiling with" in built.output
+    assert pycs and {_hash_flags(p) for p in pycs} == {1}  # unchecked hash: never compared with a source
+    assert all(p.name.endswith(".cpython-313.pyc") for p in (layer / "eks_proxy").rglob("*.pyc"))
+    compiled = {p.parent.parent / (p.name.split(".")[0] + ".py") for p in (layer / "eks_proxy").rglob("*.pyc")}
+    modules = {p for p in (layer / "eks_proxy").rglob("*.py")}
+    assert modules - compiled == {p for p in modules if "cli" in p.relative_to(layer).parts}  # the CLI is not run here
+    # Third-party packages: bytecode only (legacy layout, next to where the source was).
+    for package in ("aws_lambda_powertools", "tomlkit"):
+        assert not list((layer / package).rglob("*.py")), package
+        assert (layer / package / "__init__.pyc").is_file(), package
+
+
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
+def _runtime_stand_in(root: Path) -> Path:
+    """The Lambda runtime's /var/runtime: boto3 and its dependencies only (pure Python, taken from this venv)."""
+    import importlib.util
+
+    runtime = root / "runtime"
+    runtime.mkdir()
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin, name
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source)
+    return runtime
+
+
+# One real-shaped event per handler that stops on our own contract check, before any AWS call: import, Logger's
+# context injection (JMESPath correlation ids), Metrics' flush and the error path all run from the layer alone.
+_INVOKE = """
+import importlib.util, json, sys
+sys.path[:0] = [{function!r}, {layer!r}, {runtime!r}]
+spec = importlib.util.spec_from_file_location("app", {function!r} + "/app.py")
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "f", 128, "r"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:f"
+    def get_remaining_time_in_millis(self):
+        return 60000
+
+try:
+    result = app.lambda_handler(json.loads({event!r}), Context())
+except Exception as error:
+    result = type(error).__name__
+foreign = sorted(
+    name for name, module in sys.modules.items()
+    if getattr(module, "__file__", None)
+    and not module.__file__.startswith(({layer!r}, {runtime!r}, {function!r}, sys.base_prefix))
+)
+print(json.dumps({{"result": result, "foreign": foreign}}, default=str))
+"""
+_EVENTS = {
+    "dispatch": {**load_event_sample("ssm-parameter-update"), "source": "aws.s3"},
+    "rollout_step": {"action": "no-such-action"},
+    "preflight": {"parameter": {"name": "/eks proxy"}},
+    "verify": {"cluster": "prod", "nodegroup": "ng a"},
+}
+_OUTCOMES = {
+    "dispatch": "ignored",
+    "rollout_step": "InvalidRolloutInput",
+    "preflight": "ValidationError",
+    "verify": "ValidationError",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", sorted(FUNCTIONS.values()))
+def test_every_handler_runs_from_the_built_layer_on_python_313(built: Build, function: str, tmp_path: Path) -> None:
+    """The Lambda runtime's view: the function, the layer, the runtime's boto3, read-only (no bytecode written)."""
     python = _python313()
     if python is None:
-        pytest.skip("no Python 3.13 interpreter here (optional: the build itself never needs one)")
-    code = "import eks_proxy, tomlkit, aws_lambda_powertools; print(aws_lambda_powertools.__name__)"
-    done = subprocess.run(
-        [python, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(built.layer)!r}); {code}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+        message = "no Python 3.13 interpreter here (optional for the build, needed to run the layer as Lambda does)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    runtime = _runtime_stand_in(tmp_path)
+    code_dir = built.root / next(k for k, v in FUNCTIONS.items() if v == function)
+    before = sorted(p for p in built.root.rglob("*") if p.is_file())
+    script = _INVOKE.format(
+        function=str(code_dir), layer=str(built.layer), runtime=str(runtime), event=json.dumps(_EVENTS[function])
     )
-    assert done.returncode == 0, done.stderr
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+        "POWERTOOLS_SERVICE_NAME": "eks-proxy",
+        "CLUSTER_NAMES": "prod",
+        "ALARM_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:eks-proxy",
+        "STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:eks-proxy-rollout",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    done = subprocess.run(
+        [python, "-I", "-B", "-c", script], env=env, capture_output=True, text=True, check=False, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    result = report["result"]
+    assert (result.get("status") if isinstance(result, dict) else result) == _OUTCOMES[function], done.stdout[-2000:]
+    assert report["foreign"] == []  # nothing came from outside the layer, the runtime and the standard library
+    assert sorted(p for p in built.root.rglob("*") if p.is_file()) == before  # no bytecode cache written
 
 
 def test_layer_build_matches_the_function_architecture() -> None:
@@ -154,18 +277,20 @@ def test_layer_build_matches_the_function_architecture() -> None:
     layer = TEMPLATE["Resources"]["EksProxyLayer"]
     makefile = (REPO / "layers" / "eks_proxy" / "Makefile").read_text()
     assert globals_["Runtime"] == "python3.13" and layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert globals_["Architectures"] == ["x86_64"] == layer["Properties"]["CompatibleArchitectures"]
-    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "x86_64"}
-    assert re.search(r"^PLATFORM \?= manylinux2014_x86_64$", makefile, re.M)
+    # Graviton by default; the layer is pure Python (test above), so it serves both architectures.
+    assert globals_["Architectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64", "x86_64"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert re.search(r"^PLATFORM \?= manylinux2014_aarch64$", makefile, re.M)
     assert re.search(r"^PYTHON_VERSION \?= 3\.13$", makefile, re.M)
     assert "build-EksProxyLayer:" in makefile and "--only-binary=:all:" in makefile
 
 
 # ------------------------------------------------------------------------------------------- the engine contract
 def contract_env_vars() -> set[str]:
-    """Every variable named in docs/ARCHITECTURE.md's "Environment variables" table."""
+    """Every variable named in docs/ARCHITECTURE.md's "Environment variables" table (not the optional ones)."""
     doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
-    table = doc.split("Environment variables", 1)[1].split("State machine", 1)[0]
+    table = doc.split("Environment variables", 1)[1].split("State machine", 1)[0].split("Optional variables", 1)[0]
     names: set[str] = set()
     for line in table.splitlines():
         if line.startswith("| `"):

@@ -124,16 +124,16 @@ def test_blank_means_the_default() -> None:
 
 
 def _documented_environment() -> dict[str, str]:
-    """ARCHITECTURE.md's table of the function environment: variable -> default cell."""
+    """ARCHITECTURE.md's tables of the function environment (set by the template, optional): variable -> default."""
     text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
-    start = text.index("| variable | meaning | default |")
     rows: dict[str, str] = {}
-    for line in text[start:].splitlines()[2:]:
-        if not line.startswith("|"):
-            break
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        for variable in re.findall(r"`([A-Z_]+)`", cells[0]):
-            rows[variable] = cells[-1]
+    for header in ("| variable | meaning | default |", "| optional variable | meaning | default |"):
+        for line in text[text.index(header) :].splitlines()[2:]:
+            if not line.startswith("|"):
+                break
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            for variable in re.findall(r"`([A-Z_]+)`", cells[0]):
+                rows[variable] = cells[-1]
     return rows
 
 
