@@ -112,7 +112,8 @@ def _verify_figures(work: Path) -> list[tuple[str, str]]:
     if not shutil.which("openssl"):
         return [("verification overhead per node", "not measured: openssl missing")]
     from botocore.credentials import Credentials
-    from eks_proxy.checks.kube_client import EksTokenSource, KubernetesClient
+    from eks_proxy.checks.eks_token import EksTokenSource
+    from eks_proxy.checks.kube_client import KubernetesClient
     from eks_proxy.checks.verify import verify_pulls
 
     from tests.integration.fake_k8s import FakeKubernetes

@@ -15,13 +15,12 @@ TLS-inspecting proxy or a private registry).
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
+from eks_proxy.aws.clients import AwsClients
+from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
 from eks_proxy.checks.preflight import PreflightNotReady, PreflightResult, invalid_value, preflight
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import ParameterRef, PreflightTask
@@ -31,23 +30,15 @@ from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 logger = Logger()
 metrics = Metrics()
 SETTINGS = Settings.from_env(required=())  # a malformed PREFLIGHT_* variable fails at cold start
-
-
-@cache
-def _ssm() -> Any:
-    return boto3.session.Session().client("ssm")
+clients = AwsClients()  # clients are created on first use, not at import
 
 
 def _read_value(parameter: ParameterRef) -> str | PreflightResult:
     """The value at the pinned version, or an ``invalid_value`` result when that version does not exist."""
-    selector = f"{parameter.name}:{parameter.version}" if parameter.version else parameter.name
     try:
-        return str(_ssm().get_parameter(Name=selector, WithDecryption=True)["Parameter"]["Value"])
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in {"ParameterNotFound", "ParameterVersionNotFound"}:
-            return invalid_value(f"parameter {selector} not found")
-        raise
+        return read_parameter(clients.ssm, parameter.name, parameter.version or None).value
+    except ParameterNotFound as missing:
+        return invalid_value(str(missing))
 
 
 @logger.inject_lambda_context(log_event=False, correlation_id_path="change_id")

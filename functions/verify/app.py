@@ -10,14 +10,16 @@ when ``ok`` is false. The Kubernetes token is never logged.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from eks_proxy.checks.kube_client import EksTokenSource, KubernetesApiError, KubernetesClient, cluster_access
-from eks_proxy.checks.verify import Verification, VerificationError, nodegroup_node_names, verify_pulls
+from eks_proxy.aws.clients import AwsClients
+from eks_proxy.aws.ec2 import nodegroup_node_names
+from eks_proxy.aws.eks import ClusterNotReady, cluster_access
+from eks_proxy.checks.eks_token import EksTokenSource
+from eks_proxy.checks.kube_client import KubernetesApiError, KubernetesClient
+from eks_proxy.checks.verify import Verification, VerificationError, verify_pulls
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import VerifyTask
 from eks_proxy.metrics import VERIFY_ERRORS, VERIFY_NODES_FAILED, VERIFY_NODES_PASSED, emit
@@ -25,12 +27,8 @@ from eks_proxy.metrics import VERIFY_ERRORS, VERIFY_NODES_FAILED, VERIFY_NODES_P
 logger = Logger()
 metrics = Metrics()
 SETTINGS = Settings.from_env(required=())  # a malformed VERIFY_* variable fails at cold start
+clients = AwsClients()  # clients are created on first use, not at import
 CLEANUP_RESERVE_SECONDS = 30  # deleting the pods of a large node group, with the API server's latency
-
-
-@cache
-def _session() -> boto3.session.Session:
-    return boto3.session.Session()
 
 
 def _budget(timeout: int, context: LambdaContext) -> int:
@@ -51,14 +49,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     namespace = task.namespace or SETTINGS.verify_namespace
     timeout = _budget(task.timeout_seconds or SETTINGS.verify_timeout_seconds, context)
     logger.append_keys(cluster=task.cluster, nodegroup=task.nodegroup)
-    session = _session()
     nodes: list[str] = []
     try:
-        access = cluster_access(session.client("eks"), task.cluster)
-        token = EksTokenSource(task.cluster, session.region_name, session.get_credentials())
+        access = cluster_access(clients.eks, task.cluster)
+        token = EksTokenSource(task.cluster, clients.region, clients.credentials())
         api = KubernetesClient(access.endpoint, access.ca_pem, token)
         try:
-            nodes = nodegroup_node_names(session.client("ec2"), task.cluster, task.nodegroup)
+            nodes = nodegroup_node_names(clients.ec2, task.cluster, task.nodegroup)
             logger.info("verifying pulls", extra={"nodes": nodes, "image": image, "namespace": namespace})
             result = verify_pulls(
                 api,
@@ -71,7 +68,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             )
         finally:
             api.close()
-    except (VerificationError, KubernetesApiError) as exc:
+    except (VerificationError, KubernetesApiError, ClusterNotReady) as exc:
         logger.error("verification could not run", extra={"reason": str(exc), "nodes": nodes})
         emit(metrics, VERIFY_ERRORS, 1)
         result = Verification(False, (), f"verification of {task.nodegroup} could not run: {exc}")

@@ -16,7 +16,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from eks_proxy.checks.kube_client import KubernetesClient, eks_token
+from eks_proxy.checks.eks_token import eks_token
+from eks_proxy.checks.kube_client import KubernetesClient
 from eks_proxy.checks.verify import LABEL_MANAGED_BY, LABEL_NODEGROUP, LABEL_RUN, VerificationError, verify_pulls
 
 from tests.conftest import MotoServer, load_handler, require_tool, structured_logs

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 from botocore.credentials import Credentials
-from eks_proxy.checks.kube_client import EksTokenSource, eks_token
+from eks_proxy.checks.eks_token import EksTokenSource, eks_token
 
 CREDS = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "session-token-example")
 FROZEN = datetime.datetime(2026, 11, 25, 1, 2, 3)
@@ -91,7 +91,7 @@ def test_signature_depends_on_the_cluster_name(frozen_clock: None) -> None:
 
 
 def test_token_source_reuses_then_resigns(monkeypatch: pytest.MonkeyPatch) -> None:
-    import eks_proxy.checks.kube_client as k8s
+    import eks_proxy.checks.eks_token as k8s
 
     signed: list[str] = []
     monkeypatch.setattr(k8s, "eks_token", lambda cluster, region, creds: signed.append(cluster) or f"t{len(signed)}")

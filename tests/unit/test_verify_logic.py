@@ -5,6 +5,8 @@ from __future__ import annotations
 import doctest
 from typing import Any
 
+import eks_proxy.aws.sts
+import eks_proxy.checks.eks_token
 import eks_proxy.checks.kube_client
 import eks_proxy.checks.preflight
 import eks_proxy.checks.verify
@@ -98,7 +100,16 @@ def test_registry_probe_must_be_host_port(bad: str) -> None:
         parse_registry(bad)
 
 
-@pytest.mark.parametrize("module", [eks_proxy.checks.preflight, eks_proxy.checks.kube_client, eks_proxy.checks.verify])
+@pytest.mark.parametrize(
+    "module",
+    [
+        eks_proxy.checks.preflight,
+        eks_proxy.checks.eks_token,
+        eks_proxy.aws.sts,
+        eks_proxy.checks.kube_client,
+        eks_proxy.checks.verify,
+    ],
+)
 def test_docstring_examples(module: Any) -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0

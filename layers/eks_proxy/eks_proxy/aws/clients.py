@@ -22,12 +22,20 @@ class AwsClients:
         self._region = region
         self._session = session
 
-    def _client(self, service: str) -> Any:
+    @property
+    def session(self) -> Any:
         if self._session is None:
             import boto3  # deferred: importing boto3 is the bulk of a cold start, done once per process
 
             self._session = boto3.session.Session()
-        return self._session.client(service, region_name=self._region, config=_CONFIG)
+        return self._session
+
+    def _client(self, service: str) -> Any:
+        return self.session.client(service, region_name=self._region, config=_CONFIG)
+
+    def credentials(self) -> Any:
+        """The session's credentials (botocore `Credentials`, refreshed by botocore): for presigning, never logged."""
+        return self.session.get_credentials()
 
     @cached_property
     def eks(self) -> Any:

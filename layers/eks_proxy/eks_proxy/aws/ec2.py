@@ -1,4 +1,4 @@
-"""EC2 launch template versions and VPC CIDRs."""
+"""EC2 launch template versions, VPC CIDRs and the running instances of a node group."""
 
 from __future__ import annotations
 
@@ -103,3 +103,26 @@ def vpc_cidrs(ec2: Any, vpc_id: str | None, subnet_ids: tuple[str, ...] = ()) ->
             if assoc.get("CidrBlock") and state == "associated" and assoc["CidrBlock"] not in cidrs:
                 cidrs.append(assoc["CidrBlock"])
     return tuple(cidrs)
+
+
+def nodegroup_node_names(ec2: Any, cluster: str, nodegroup: str) -> list[str]:
+    """Node names of the running instances of a managed node group (``DescribeInstances``, paginated).
+
+    Managed node groups tag their instances ``eks:cluster-name`` and ``eks:nodegroup-name``; the node name is the
+    instance's ``PrivateDnsName`` (the name EKS nodes register with).
+    """
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": "tag:eks:cluster-name", "Values": [cluster]},
+            {"Name": "tag:eks:nodegroup-name", "Values": [nodegroup]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+    )
+    names = {
+        instance["PrivateDnsName"]
+        for page in pages
+        for reservation in page.get("Reservations", [])
+        for instance in reservation.get("Instances", [])
+        if instance.get("PrivateDnsName")
+    }
+    return sorted(names)

@@ -1,7 +1,8 @@
-"""EKS reads and writes: paginated listings, node group and cluster state, node group updates."""
+"""EKS reads and writes: paginated listings, node group and cluster state, node group updates, API server access."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,19 @@ class UpdateStatus:
     id: str
     status: str
     errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """Where a cluster's API server is and which CA signs its certificate (from DescribeCluster)."""
+
+    name: str
+    endpoint: str  # https://ABC.gr7.eu-west-1.eks.amazonaws.com
+    ca_pem: str
+
+
+class ClusterNotReady(RuntimeError):
+    """DescribeCluster names no API endpoint or CA yet (a cluster still being created)."""
 
 
 class NodegroupNotFound(LookupError):
@@ -90,6 +104,16 @@ def describe_cluster(eks: Any, cluster: str) -> ClusterInfo:
         vpc_id=vpc.get("vpcId") or None,
         subnet_ids=tuple(vpc.get("subnetIds") or ()),
     )
+
+
+def cluster_access(eks: Any, cluster_name: str) -> ClusterAccess:
+    """The API endpoint and CA of ``cluster_name`` (``eks:DescribeCluster``); `ClusterNotReady` when it has none."""
+    cluster = eks.describe_cluster(name=cluster_name)["cluster"]
+    endpoint = cluster.get("endpoint") or ""
+    ca_data = (cluster.get("certificateAuthority") or {}).get("data") or ""
+    if not endpoint or not ca_data:
+        raise ClusterNotReady(f"cluster {cluster_name} has no API endpoint or CA yet")
+    return ClusterAccess(cluster_name, endpoint, base64.b64decode(ca_data).decode("ascii"))
 
 
 def update_nodegroup_version(

@@ -1,115 +1,24 @@
-"""Talk to an EKS cluster's Kubernetes API from Lambda: the EKS bearer token and a minimal JSON client.
+"""A minimal JSON client for an EKS cluster's Kubernetes API, from Lambda.
 
-The token is what ``aws eks get-token`` and aws-iam-authenticator produce: ``k8s-aws-v1.`` + base64url (no padding)
-of a presigned STS ``GetCallerIdentity`` URL whose signature covers the header ``x-k8s-aws-id: <cluster name>``.
-The API server hands that URL to STS to learn who we are; nothing here sends it to STS ourselves.
+``http.client`` + ``ssl`` from the standard library: the verification needs six endpoints (pods, events,
+namespaces), so a client library would add megabytes (lightkube with its dependencies: ~9 MB unpacked; the official
+client: ~100 MB) for JSON we can write in a few lines. No dependency on the runtime's urllib3 version. The bearer
+token comes from `eks_proxy.checks.eks_token`, the endpoint and CA from `eks_proxy.aws.eks.cluster_access`.
 
-The client is ``http.client`` + ``ssl`` from the standard library: the verification needs six endpoints (pods,
-events, namespaces), so a client library would add megabytes (lightkube with its dependencies: ~9 MB unpacked;
-the official client: ~100 MB) for JSON we can write in a few lines. No dependency on the runtime's urllib3 version.
-
->>> token = eks_token("prod", "eu-west-1", _example_credentials())
->>> token.startswith("k8s-aws-v1.") and "=" not in token
-True
+>>> KubernetesClient("http://10.0.0.1", "", lambda: "")
+Traceback (most recent call last):
+...
+ValueError: the Kubernetes API endpoint must be an https:// URL
 """
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import ssl
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
-
-TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a public format marker, not a secret
-CLUSTER_ID_HEADER = "x-k8s-aws-id"
-PRESIGN_EXPIRES_SECONDS = 60
-# Re-sign well inside the presigned URL's 60 s: signing is local HMAC work, far cheaper than a rejected request.
-TOKEN_REUSE_SECONDS = 45.0
-_STS_QUERY = "Action=GetCallerIdentity&Version=2011-06-15"
-
-
-def sts_host(region: str) -> str:
-    """The regional STS endpoint the token is presigned for (the API server only accepts STS hosts).
-
-    >>> sts_host("eu-west-1"), sts_host("cn-north-1")
-    ('sts.eu-west-1.amazonaws.com', 'sts.cn-north-1.amazonaws.com.cn')
-    """
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"sts.{region}.{suffix}"
-
-
-def eks_token(cluster_name: str, region: str, credentials: Any) -> str:
-    """A bearer token for the Kubernetes API of ``cluster_name`` (botocore ``Credentials``; never logged).
-
-    Signed exactly as aws-iam-authenticator's reference does it: botocore's ``RequestSigner`` presigns
-    ``GET https://sts.<region>.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15`` for 60 seconds with
-    ``x-k8s-aws-id`` among the signed headers.
-    """
-    from botocore.hooks import HierarchicalEmitter  # botocore comes with the Lambda runtime; imported when used
-    from botocore.model import ServiceId
-    from botocore.signers import RequestSigner
-
-    emitter = HierarchicalEmitter()  # RequestSigner keeps only a weak reference: hold it for the whole call
-    signer = RequestSigner(ServiceId("sts"), region, "sts", "v4", credentials, emitter)
-    request = {
-        "method": "GET",
-        "url": f"https://{sts_host(region)}/?{_STS_QUERY}",
-        "body": {},
-        "headers": {CLUSTER_ID_HEADER: cluster_name},
-        "context": {},
-    }
-    url: str = signer.generate_presigned_url(
-        request, region_name=region, expires_in=PRESIGN_EXPIRES_SECONDS, operation_name=""
-    )
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-class EksTokenSource:
-    """Hands out a fresh-enough token for one cluster; re-signs after ``TOKEN_REUSE_SECONDS``."""
-
-    def __init__(
-        self, cluster_name: str, region: str, credentials: Any, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._cluster = cluster_name
-        self._region = region
-        self._credentials = credentials
-        self._clock = clock
-        self._token = ""
-        self._signed_at = float("-inf")
-
-    def __call__(self) -> str:
-        now = self._clock()
-        if now - self._signed_at >= TOKEN_REUSE_SECONDS:
-            self._token = eks_token(self._cluster, self._region, self._credentials)
-            self._signed_at = now
-        return self._token
-
-    def __repr__(self) -> str:  # never show the token
-        return f"EksTokenSource(cluster={self._cluster!r}, region={self._region!r})"
-
-
-@dataclass(frozen=True)
-class ClusterAccess:
-    """Where a cluster's API server is and which CA signs its certificate (from DescribeCluster)."""
-
-    name: str
-    endpoint: str  # https://ABC.gr7.eu-west-1.eks.amazonaws.com
-    ca_pem: str
-
-
-def cluster_access(eks: Any, cluster_name: str) -> ClusterAccess:
-    """Read the API endpoint and CA of ``cluster_name`` with ``eks:DescribeCluster``."""
-    cluster = eks.describe_cluster(name=cluster_name)["cluster"]
-    endpoint = cluster.get("endpoint") or ""
-    ca_data = (cluster.get("certificateAuthority") or {}).get("data") or ""
-    if not endpoint or not ca_data:
-        raise KubernetesApiError(0, "NotReady", f"cluster {cluster_name} has no API endpoint or CA yet")
-    return ClusterAccess(cluster_name, endpoint, base64.b64decode(ca_data).decode("ascii"))
 
 
 class KubernetesApiError(Exception):
@@ -231,9 +140,3 @@ def path(*segments: str) -> str:
     """
     head, *rest = segments
     return "/" + head.strip("/") + "".join("/" + quote(s, safe="") for s in rest)
-
-
-def _example_credentials() -> Any:
-    from botocore.credentials import Credentials
-
-    return Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")

@@ -6,10 +6,10 @@ A node passes when its image is pulled (container running or finished, or an ima
 ``ErrImagePull``/``ImagePullBackOff``/``InvalidImageName``/``ErrImageNeverPull`` with the kubelet's own event
 message, or when nothing happened before the deadline (with the last status seen). The pods are always deleted.
 
-Where the nodes come from: EC2 ``DescribeInstances`` of the running instances tagged ``eks:cluster-name`` and
-``eks:nodegroup-name`` (managed node groups tag their instances so), node name = ``PrivateDnsName`` (the name EKS
-nodes register with). Listing Kubernetes nodes would need cluster-scoped read; this way the function's access
-policy stays scoped to one namespace.
+Where the nodes come from (`eks_proxy.aws.ec2.nodegroup_node_names`): EC2 ``DescribeInstances`` of the running
+instances tagged ``eks:cluster-name`` and ``eks:nodegroup-name`` (managed node groups tag their instances so), node
+name = ``PrivateDnsName`` (the name EKS nodes register with). Listing Kubernetes nodes would need cluster-scoped
+read; this way the function's access policy stays scoped to one namespace.
 
 Concurrency: leftovers are found by ``eks-proxy/nodegroup=<name>``, so two node groups verified at once in the
 same cluster never delete each other's pods (the state machine never verifies one node group twice at a time).
@@ -111,25 +111,6 @@ class PodState:
     result: Literal["pulled", "failed"] | None
     status: str
     message: str = ""
-
-
-def nodegroup_node_names(ec2: Any, cluster: str, nodegroup: str) -> list[str]:
-    """Node names of the running instances of a managed node group (EC2 ``DescribeInstances``, paginated)."""
-    pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[
-            {"Name": "tag:eks:cluster-name", "Values": [cluster]},
-            {"Name": "tag:eks:nodegroup-name", "Values": [nodegroup]},
-            {"Name": "instance-state-name", "Values": ["running"]},
-        ]
-    )
-    names = {
-        instance["PrivateDnsName"]
-        for page in pages
-        for reservation in page.get("Reservations", [])
-        for instance in reservation.get("Instances", [])
-        if instance.get("PrivateDnsName")
-    }
-    return sorted(names)
 
 
 def verification_pod(
