@@ -101,8 +101,7 @@ def test_functions_have_no_requirements_txt() -> None:
 @pytest.mark.slow
 def test_layer_ships_the_package_and_its_pure_python_dependencies(built: Build) -> None:
     layer = built.layer
-    assert (layer / "eks_proxy" / "__init__.py").is_file()
-    for package in ("aws_lambda_powertools", "tomlkit"):
+    for package in ("eks_proxy", "aws_lambda_powertools", "tomlkit"):
         assert (layer / package).is_dir(), package
     # No pydantic: the contracts are plain dataclasses. Pure Python: nothing ties the layer to one CPU architecture.
     for absent in ("pydantic", "pydantic_core"):
@@ -128,10 +127,11 @@ def test_layer_keeps_only_the_powertools_modules_our_code_reaches(built: Build) 
 
 @pytest.mark.slow
 def test_layer_has_every_module_of_the_package(built: Build) -> None:
+    """Every module, as its source or (when the build had a python3.13) as its bytecode, and every data file."""
     source = REPO / "layers" / "eks_proxy" / "eks_proxy"
     wanted = {p.relative_to(source) for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     shipped = {
-        p.relative_to(built.layer / "eks_proxy")
+        p.relative_to(built.layer / "eks_proxy").with_suffix(".py" if p.suffix == ".pyc" else p.suffix)
         for p in (built.layer / "eks_proxy").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
@@ -165,14 +165,29 @@ def test_layer_ships_bytecode_when_the_build_has_python_313(built: Build) -> Non
         return
     assert "bytecode: compiling with" in built.output
     assert pycs and {_hash_flags(p) for p in pycs} == {1}  # unchecked hash: never compared with a source
-    assert all(p.name.endswith(".cpython-313.pyc") for p in (layer / "eks_proxy").rglob("*.pyc"))
-    compiled = {p.parent.parent / (p.name.split(".")[0] + ".py") for p in (layer / "eks_proxy").rglob("*.pyc")}
-    modules = {p for p in (layer / "eks_proxy").rglob("*.py")}
-    assert modules - compiled == {p for p in modules if "cli" in p.relative_to(layer).parts}  # the CLI is not run here
-    # Third-party packages: bytecode only (legacy layout, next to where the source was).
-    for package in ("aws_lambda_powertools", "tomlkit"):
-        assert not list((layer / package).rglob("*.py")), package
-        assert (layer / package / "__init__.pyc").is_file(), package
+    # Bytecode only, in the legacy layout (x.pyc where x.py was): no sources, no __pycache__ folders.
+    assert not list(layer.rglob("*.py")) and not list(layer.rglob("__pycache__"))
+    for module in ("eks_proxy/__init__", "eks_proxy/engine/contracts", "aws_lambda_powertools/__init__", "tomlkit/api"):
+        assert (layer / f"{module}.pyc").is_file(), module
+
+
+@pytest.mark.slow
+def test_layer_builds_without_python_313_and_says_so(tmp_path: Path) -> None:
+    """The Makefile as `sam build` runs it, with no python3.13 to compile with: sources only, and a line saying so."""
+    done = subprocess.run(
+        ["make", "-s", "-C", str(REPO / "layers" / "eks_proxy"), "build-EksProxyLayer", f"ARTIFACTS_DIR={tmp_path}"],
+        env={**os.environ, "PYTHON313": ""},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no python3.13 here: the layer ships sources only" in done.stdout
+    layer = tmp_path / "python"
+    assert (layer / "eks_proxy" / "__init__.py").is_file() and (layer / "tomlkit" / "__init__.py").is_file()
+    assert not list(layer.rglob("*.pyc"))
 
 
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
