@@ -16,7 +16,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.config import Settings
 from eks_proxy.engine.dispatch import dispatch
-from eks_proxy.metrics import INVALID_VALUE, NODEGROUPS_SKIPPED, PARAMETER_DELETED, ROLLOUT_STARTED, emit
+from eks_proxy.metrics import (
+    DRIFT_PERSISTING,
+    INVALID_VALUE,
+    NODEGROUPS_SKIPPED,
+    PARAMETER_DELETED,
+    ROLLOUT_STARTED,
+    emit,
+)
 from eks_proxy.model import Outcome
 
 SETTINGS = Settings.from_env(required=("CLUSTER_NAMES", "ALARM_TOPIC_ARN", "STATE_MACHINE_ARN"))
@@ -46,5 +53,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     skipped = Counter(d.cluster for d in result.decisions if d.outcome is Outcome.OUT_OF_SCOPE)
     for cluster, count in sorted(skipped.items()):
         emit(metrics, NODEGROUPS_SKIPPED, count, {"cluster": cluster})
+    for cluster, count in sorted((result.drift or {}).items()):  # sweeps: 0 too, so the alarm clears
+        emit(metrics, DRIFT_PERSISTING, count, {"cluster": cluster})
     logger.info("dispatched", extra=result.to_dict())
     return result.to_dict()

@@ -106,7 +106,12 @@ REGISTRY: dict[str, MetricSpec] = {
         MetricSpec(ROLLBACK_FAILED, _COUNT, _PER_CLUSTER, "rollout step", "rollbacks that did not succeed"),
         MetricSpec(ROLLOUT_FAILED, _COUNT, (), "rollout step", "rollouts that failed (notify_failure; alarm)"),
         MetricSpec(
-            DRIFT_PERSISTING, _COUNT, (), "dispatch", "node groups still not carrying the current value after retries"
+            DRIFT_PERSISTING,
+            _COUNT,
+            _PER_CLUSTER,
+            "dispatch (sweeps)",
+            "node groups without the current value although their rollout ended, plus those only a person can fix "
+            "(unmergeable user data, custom AMI without OS hint); 0 when clean (alarm DriftPersistingAlarm)",
         ),
         MetricSpec(PREFLIGHT_FAILED, _COUNT, (), "preflight", "0 per passed, 1 per failed preflight (Sum = failures)"),
         MetricSpec(PREFLIGHT_LATENCY, "Milliseconds", (), "preflight", "the whole probe through the proxy"),

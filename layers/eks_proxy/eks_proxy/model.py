@@ -86,6 +86,9 @@ class Decision:
     # description says so and the fingerprint in its user data agrees); None for anyone else's version.
     current_parameter_version: int | None = None
     nodegroup_status: str = ""  # DescribeNodegroup's status as read (ACTIVE, UPDATING, ...)
+    # Out of scope although it is meant to be managed, and only a person can fix it (user data that cannot be merged,
+    # a custom AMI without the OS hint): counted in DriftPersisting, which alarms, not only logged as a warning.
+    blocked: bool = False
 
     @property
     def needs_rollout(self) -> bool:

@@ -23,7 +23,9 @@ from eks_proxy.aws.errors import error_code
 from eks_proxy.aws.sns import publish_alarm
 from eks_proxy.aws.ssm import ParameterNotFound, attach_ca_bundle, read_parameter
 from eks_proxy.config import Settings
+from eks_proxy.engine import drift as drift_retry
 from eks_proxy.engine.contracts import EventError, Trigger, parse_trigger
+from eks_proxy.engine.drift import next_sweep_attempt, persisting_drift, sweep_attempts
 from eks_proxy.engine.execution import execution_input, execution_name
 from eks_proxy.engine.plan import plan_scope
 from eks_proxy.engine.scope import Ignored, scope_for
@@ -47,6 +49,7 @@ class DispatchResult:
     execution_name: str | None = None
     execution_arn: str | None = None
     decisions: list[Decision] = field(default_factory=list)
+    drift: dict[str, int] | None = None  # sweeps only: DriftPersisting per cluster in scope (engine/drift.py)
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for d in self.decisions if d.outcome is outcome)
@@ -58,6 +61,7 @@ class DispatchResult:
             "execution_name": self.execution_name,
             "execution_arn": self.execution_arn,
             "nodegroups": {o.value: self.count(o) for o in Outcome},
+            "drift": self.drift,
         }
 
 
@@ -133,8 +137,9 @@ def dispatch(
     for decision in decisions:
         (warn if decision.outcome is Outcome.OUT_OF_SCOPE else log)("decision", decision.to_log())
     rollouts = [d for d in decisions if d.needs_rollout]
+    drift = persisting_drift(decisions, scope.clusters, rollout_ended=False) if trigger.kind == "sweep" else None
     if not rollouts:
-        return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions)
+        return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions, drift=drift)
     name = execution_name(trigger.kind, scope, parameter, decisions, trigger.after)
     # One execution holds 25,000 history events: a large scope goes in batches. When an execution named `more-...`
     # succeeds, RolloutSucceededRule runs the sweep again, which reconciles from current state and starts the next
@@ -153,9 +158,51 @@ def dispatch(
     except ClientError as error:
         if error_code(error) != "ExecutionAlreadyExists":
             raise
+        if drift is not None:
+            return _sweep_again(clients, settings, name, document, decisions, scope.clusters, log, warn)
         log("duplicate change", {"execution_name": name})
         return DispatchResult("duplicate", "this change already has its rollout", name, decisions=decisions)
     arn = str(started["executionArn"])
     log("rollout started", {"execution_name": name, "execution_arn": arn, "nodegroups": len(batch), "later": later})
     reason = f"{len(batch)} node group(s) to roll" + (f", {later} more when this rollout succeeds" if later else "")
-    return DispatchResult("started", reason, name, arn, decisions)
+    return DispatchResult("started", reason, name, arn, decisions, drift)
+
+
+def _sweep_again(
+    clients: AwsClients,
+    settings: Settings,
+    name: str,
+    document: dict[str, Any],
+    decisions: list[Decision],
+    clusters: tuple[str, ...],
+    log: Log,
+    warn: Log,
+) -> DispatchResult:
+    """The sweep found its execution name taken: the same drift as an earlier attempt. While that attempt runs it
+    is a duplicate; once it ended, the drift persists: count it, and start the next attempt when its backoff is over
+    (engine/drift.py), so a failed rollout is retried across days and never silently given up."""
+    attempts = sweep_attempts(clients.sfn, settings.state_machine_arn, name)
+    if not attempts:  # the name was taken a moment ago, then not found: a racing sweep; it does the work
+        return DispatchResult("duplicate", "this change already has its rollout", name, decisions=decisions)
+    step = next_sweep_attempt(attempts, name, drift_retry.now())
+    if step.action == "running":
+        log("duplicate change", {"execution_name": step.name})
+        return DispatchResult("duplicate", "this change already has its rollout", step.name, decisions=decisions)
+    drift = persisting_drift(decisions, clusters, rollout_ended=True)
+    fields = {"execution_name": step.name, "attempts": step.attempts, "drift": drift}
+    if step.action == "backoff":
+        when = step.next_at.isoformat() if step.next_at else "?"
+        warn("drift persists", fields | {"next_attempt_at": when})
+        reason = f"drift persists after {step.attempts} attempt(s); next attempt from {when}"
+        return DispatchResult("drift_backoff", reason, step.name, decisions=decisions, drift=drift)
+    try:
+        started = clients.sfn.start_execution(
+            stateMachineArn=settings.state_machine_arn, name=step.name, input=json.dumps(document)
+        )
+    except ClientError as error:
+        if error_code(error) != "ExecutionAlreadyExists":
+            raise
+        return DispatchResult("duplicate", "this change already has its rollout", step.name, decisions=decisions)
+    warn("drift persists: rollout retried", fields)
+    reason = f"drift persists after {step.attempts} attempt(s): retried"
+    return DispatchResult("retried", reason, step.name, str(started["executionArn"]), decisions, drift)

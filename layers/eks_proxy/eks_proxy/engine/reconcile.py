@@ -150,7 +150,10 @@ def reconcile_nodegroup(
     node_os, why = _resolve_os(nodegroup, os_hint_tag_key)
     if node_os is None:
         return replace(
-            out, reason=why, remedy=f"for a custom AMI, tag the node group {os_hint_tag_key}=al2023|al2|bottlerocket"
+            out,
+            reason=why,
+            remedy=f"for a custom AMI, tag the node group {os_hint_tag_key}=al2023|al2|bottlerocket",
+            blocked=(nodegroup.ami_type or "").upper() == "CUSTOM",
         )
     out = replace(out, node_os=node_os.value)
     if nodegroup.status in _DEAD_STATUSES:
@@ -180,6 +183,7 @@ def reconcile_nodegroup(
             out,
             basis_version=current.number,
             reason=f"user data cannot be merged: {error}",
+            blocked=True,
             remedy="fix the launch template's user data (MIME multipart for Amazon Linux, TOML for Bottlerocket)",
         )
     if new_user_data is None:
