@@ -10,7 +10,8 @@ and only the last attempt's failure is returned (and alarmed).
 
 Optional environment (read through `eks_proxy.config.Settings`): ``PREFLIGHT_CONNECT_TIMEOUT_SECONDS`` (3),
 ``PREFLIGHT_IO_TIMEOUT_SECONDS`` (5) and ``PREFLIGHT_CA_BUNDLE`` (a PEM file replacing the system CAs, for a
-TLS-inspecting proxy or a private registry).
+private registry). A TLS-inspecting proxy's CA comes from the value's ``ca_bundle`` parameter (read here, latest
+version): trusted in addition to the system CAs, as the nodes trust it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws.clients import AwsClients
-from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+from eks_proxy.aws.ssm import ParameterNotFound, attach_ca_bundle, read_parameter
 from eks_proxy.checks.preflight import PreflightNotReady, PreflightResult, invalid_value, preflight
 from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import ParameterRef, PreflightTask
@@ -52,11 +53,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         result = value
     else:
         try:
-            config = parse_proxy_value(value)
+            # The CA bundle the value names (a TLS-inspecting proxy), latest version, trusted for the probe.
+            config = attach_ca_bundle(clients.ssm, parse_proxy_value(value), allowed=SETTINGS.ca_bundle_parameter_name)
         except ProxyValueError as error:
             result = invalid_value(str(error))  # one line, never the value itself
         else:
-            logger.info("probing", extra={"proxy": config.https_proxy})
+            bundle = config.ca_bundle.describe() if config.ca_bundle else None
+            logger.info("probing", extra={"proxy": config.https_proxy, "ca_bundle": bundle})
             result = preflight(
                 config,
                 registry,

@@ -19,7 +19,10 @@ Isolation: the parts run inside the node's network namespace and a private mount
 (``unshare -m --propagation private``) where /etc, /var, /run, /root, /opt and /usr are overlays on the real
 directories with the upper layers in the node's disk directory, and /tmp is a fresh tmpfs: whatever the scripts
 write lands in ``NodeDisk.root`` and the host is never touched. ``systemctl`` is a stub first on PATH that records
-its arguments; ``cloud-init-per`` behaves like cloud-init's helper. /etc persists across boots, /run does not.
+its arguments; ``cloud-init-per`` behaves like cloud-init's helper; ``update-ca-trust`` rebuilds the PEM bundle of
+Amazon Linux's trust store from the image's and the admin's anchors (and records its calls).
+The AMI's own files (its trust store: :meth:`NodeDisk.install_image_trust`) are a lower layer under the boots'
+writes. /etc persists across boots, /run does not.
 """
 
 from __future__ import annotations
@@ -75,6 +78,24 @@ esac
 [ -e "$sem" ] && exit 0
 "$@" || exit $?
 mkdir -p "$(dirname "$sem")" && date +%s > "$sem"
+"""
+
+# Amazon Linux's trust store (ca-certificates, p11-kit): the image's anchors and the admin's, extracted into the
+# bundle /etc/pki/tls/certs/ca-bundle.crt points at, which Go (containerd, kubelet, nodeadm) reads at start.
+IMAGE_ANCHORS = "usr/share/pki/ca-trust-source/anchors"
+ADMIN_ANCHORS = "etc/pki/ca-trust/source/anchors"
+EXTRACTED_BUNDLE = "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"
+SYSTEM_BUNDLE = "etc/pki/tls/certs/ca-bundle.crt"
+UPDATE_CA_TRUST = f"""#!/bin/sh
+# nodesim: update-ca-trust [extract] as on Amazon Linux, PEM output only: every certificate of the image's anchors
+# (/{IMAGE_ANCHORS}) and the admin's (/{ADMIN_ANCHORS}) -> /{EXTRACTED_BUNDLE}
+[ "${{1:-extract}}" = extract ] || {{ echo "update-ca-trust: unknown command: $1" >&2; exit 1; }}
+echo "update-ca-trust $*" >> /run/nodesim/update-ca-trust.calls
+o=/{EXTRACTED_BUNDLE}; mkdir -p "${{o%/*}}" || exit 1
+for f in /{IMAGE_ANCHORS}/* /{ADMIN_ANCHORS}/*; do
+  [ -f "$f" ] && openssl crl2pkcs7 -nocrl -certfile "$f" 2>/dev/null | openssl pkcs7 -print_certs 2>/dev/null |
+    sed -n '/^-----BEGIN CERTIFICATE-----$/,/^-----END CERTIFICATE-----$/p'
+done > "$o.tmp" && mv "$o.tmp" "$o"
 """
 
 
@@ -149,6 +170,40 @@ class NodeDisk:
     def root(self) -> Path:
         return self.directory / "root"
 
+    @property
+    def image(self) -> Path:
+        """The AMI's own files, a lower layer under the boots' writes (never in :meth:`written`)."""
+        return self.directory / "image"
+
+    def install_image_trust(self, pem: bytes) -> None:
+        """The AMI's trust store: ``pem`` as its anchors, already extracted (as the image ships it)."""
+        anchors = self.image / IMAGE_ANCHORS / "image-roots.pem"
+        anchors.parent.mkdir(parents=True, exist_ok=True)
+        anchors.write_bytes(pem)
+        extracted = self.image / EXTRACTED_BUNDLE
+        extracted.parent.mkdir(parents=True, exist_ok=True)
+        extracted.write_bytes(pem)
+        link = self.image / SYSTEM_BUNDLE
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to("../../ca-trust/extracted/pem/tls-ca-bundle.pem")
+
+    def node_file(self, path: str) -> Path:
+        """Where the node's file ``path`` (node-absolute, symlinks followed) lives: written by a boot, else the
+        image's (the host's files below both are not the node's)."""
+        relative = path.lstrip("/")
+        for _ in range(8):
+            for layer in (self.root, self.image):
+                candidate = layer / relative
+                if candidate.is_symlink():
+                    relative = os.path.normpath(os.path.join(os.path.dirname(relative), os.readlink(candidate)))
+                    break
+                if candidate.exists():
+                    return candidate
+            else:
+                raise FileNotFoundError(f"/{relative} is not on the node (neither written nor in the image)")
+        raise FileNotFoundError(f"{path}: too many levels of symbolic links")
+
     def reset_run(self) -> None:
         """/run is a tmpfs: a reboot starts with an empty one."""
         for d in (self.root / "run", self.directory / "work" / "run"):
@@ -179,6 +234,7 @@ class BootResult:
     runs: list[PartRun] = field(default_factory=list)
     nodeadm: nodeadm.NodeadmResult | None = None
     systemctl_calls: list[list[str]] = field(default_factory=list)  # made by the parts (nodeadm's: in .nodeadm)
+    update_ca_trust_calls: list[str] = field(default_factory=list)
     seconds: float = 0.0
     log: str = ""
 
@@ -203,7 +259,8 @@ def _runner_script(disk: NodeDisk, stage: Path, netns: str | None, instance_id: 
         f"IID={q(instance_id)}",
         f"for d in {' '.join(OVERLAID)}; do",
         '  [ -d "/$d" ] || continue',
-        '  mount -t overlay "nodesim-$d" -o "lowerdir=/$d,upperdir=$DISK/root/$d,workdir=$DISK/work/$d" "/$d"',
+        '  L=/$d; [ -d "$DISK/image/$d" ] && L="$DISK/image/$d:/$d"',  # the AMI's own files over the host's
+        '  mount -t overlay "nodesim-$d" -o "lowerdir=$L,upperdir=$DISK/root/$d,workdir=$DISK/work/$d" "/$d"',
         "done",
     ]
     if netns:
@@ -259,7 +316,11 @@ def boot(
     for d in ("bin", "boothooks", "scripts"):
         (stage / d).mkdir(parents=True)
     (stage / "user-data.txt").write_bytes(user_data)
-    for name, text in (("systemctl", SYSTEMCTL_STUB), ("cloud-init-per", CLOUD_INIT_PER)):
+    for name, text in (
+        ("systemctl", SYSTEMCTL_STUB),
+        ("cloud-init-per", CLOUD_INIT_PER),
+        ("update-ca-trust", UPDATE_CA_TRUST),
+    ):
         (stage / "bin" / name).write_text(text)
         (stage / "bin" / name).chmod(0o755)
 
@@ -312,6 +373,9 @@ def boot(
             raise BootError(f"{name} left no exit status:\n{result.log}")
         output = (logs / f"{name}.log").read_text(errors="replace")
         result.runs.append(PartRun(part, int(rc_file.read_text().strip()), output))
+    trust_calls = disk.root / "run" / "nodesim" / "update-ca-trust.calls"
+    if trust_calls.is_file():
+        result.update_ca_trust_calls = trust_calls.read_text().splitlines()
     calls = disk.root / "run" / "nodesim" / "systemctl.calls"
     if calls.is_file():
         result.systemctl_calls += [line.split("\t") for line in calls.read_text().splitlines()]

@@ -1,4 +1,5 @@
-"""Real services for the node simulation: tinyproxy, docker-registry (TLS) and a fake IMDSv2.
+"""Real services for the node simulation: tinyproxy, squid with ssl-bump (a TLS-inspecting proxy), docker-registry
+(TLS) and a fake IMDSv2.
 
 Each starter returns a handle with ``url``, ``port``, ``stop()`` and a log. ``netns=None`` means the current
 namespace (loopback is fine), so the same blocks serve the preflight tests. Example::
@@ -207,6 +208,76 @@ def start_tinyproxy(
     log_path = directory / f"tinyproxy-{port}.log"
     process = _spawn(["tinyproxy", "-d", "-c", str(config)], netns, log_path, directory)
     service = ProxyService("tinyproxy", listen, port, netns, process, log_path, directory, own)
+    _wait_ready(service, _tcp_probe(listen, port))
+    return service
+
+
+SQUID = "/usr/sbin/squid"
+SQUID_CERTGEN = "/usr/lib/squid/security_file_certgen"
+SQUID_USER = "proxy"  # Debian's squid user: squid refuses to run as root
+
+
+def start_squid_bump(
+    listen: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    signing_cert: Path,
+    signing_key: Path,
+    upstream_ca: Path,
+    allow: Iterable[str] = ("127.0.0.1",),
+    netns: str | None = None,
+) -> ProxyService:
+    """A TLS-inspecting proxy: squid (Debian's squid-openssl) with ssl-bump on ``listen:port``.
+
+    Every CONNECT is bumped: squid terminates the client's TLS with a certificate for the requested host that it
+    generates and signs with ``signing_cert``/``signing_key`` (the "corporate CA"), and opens its own TLS to the
+    server, trusting only ``upstream_ca``. A client that does not trust the corporate CA fails with "certificate
+    signed by unknown authority", exactly as nodes behind a bank's inspecting proxy do. ``allow``: client CIDRs.
+
+    squid drops root for the ``proxy`` user, so its files live in a directory of their own (not under pytest's
+    0700 temporary directory) owned by that user; ``-n`` gives its shared-memory segments a name of their own.
+    """
+    port = port or free_port(listen, netns)
+    own = tempfile.TemporaryDirectory(prefix="nsim-squid-")
+    directory = Path(own.name)
+    for source, name in ((signing_cert, "signing.crt"), (signing_key, "signing.key"), (upstream_ca, "upstream.crt")):
+        (directory / name).write_bytes(source.read_bytes())
+    done = subprocess.run(
+        [SQUID_CERTGEN, "-c", "-s", str(directory / "ssl_db"), "-M", "4MB"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"security_file_certgen -c failed: {done.stderr.strip()}")
+    name = f"nsim{os.getpid()}x{port}"
+    acls = "\n".join(f"acl clients src {cidr}" for cidr in allow)
+    (directory / "squid.conf").write_text(
+        f"""http_port {_url_host(listen)}:{port} ssl-bump generate-host-certificates=on \
+dynamic_cert_mem_cache_size=4MB tls-cert={directory}/signing.crt tls-key={directory}/signing.key
+sslcrtd_program {SQUID_CERTGEN} -s {directory}/ssl_db -M 4MB
+sslcrtd_children 2 startup=1 idle=1
+acl step1 at_step SslBump1
+ssl_bump peek step1
+ssl_bump bump all
+tls_outgoing_options cafile={directory}/upstream.crt
+{acls}
+http_access allow clients
+http_access deny all
+cache_effective_user {SQUID_USER}
+pid_filename {directory}/squid.pid
+cache_log {directory}/cache.log
+access_log stdio:{directory}/access.log
+cache deny all
+cache_mem 8 MB
+coredump_dir {directory}
+netdb_filename none
+pinger_enable off
+visible_hostname nodesim-inspecting-proxy
+shutdown_lifetime 1 seconds
+"""
+    )
+    subprocess.run(["chown", "-R", SQUID_USER, str(directory)], check=True)
+    log_path = directory / "squid.out"
+    process = _spawn([SQUID, "-N", "-n", name, "-f", str(directory / "squid.conf")], netns, log_path, directory)
+    service = ProxyService("squid (ssl-bump)", listen, port, netns, process, log_path, directory, own)
     _wait_ready(service, _tcp_probe(listen, port))
     return service
 

@@ -5,6 +5,7 @@
     node ns  nsim-node-<run>       proxy ns  nsim-proxy-<run>          internet ns  nsim-inet-<run>
     eth0 10.0.1.20/24  <--veth-->  eth0 10.0.1.10/24
     lo   169.254.169.254 (IMDS)    tinyproxy 10.0.1.10:3128
+                                   squid ssl-bump 10.0.1.10:3129 (on demand: TLS-inspecting)
                                    eth1 192.168.77.1/24  <--veth-->    eth0 192.168.77.2/24
                                    (ip_forward=0: it only proxies)     docker-registry :443 TLS
                                                                        "registry.example.test"
@@ -35,6 +36,7 @@ from .services import (
     default_metadata,
     start_imds,
     start_registry,
+    start_squid_bump,
     start_tinyproxy,
 )
 
@@ -43,6 +45,7 @@ PROXY_IP = "10.0.1.10"
 NODE_SUBNET = "10.0.1.0/24"
 VPC_CIDR = "10.0.0.0/16"
 PROXY_PORT = 3128
+INSPECTING_PROXY_PORT = 3129  # squid ssl-bump on the proxy host, started on demand
 DEAD_PROXY_PORT = 3999  # on the proxy host, nothing listens: connection refused
 PROXY_UPLINK_IP = "192.168.77.1"
 REGISTRY_IP = "192.168.77.2"
@@ -69,6 +72,8 @@ class Testbed:
     registry: RegistryService | None = None
     imds: FakeImds | None = None
     image: OciImage | None = None
+    corp_ca: CertificateAuthority | None = None  # the TLS-inspecting proxy's signing CA
+    inspecting_proxy: ProxyService | None = None
     _counter: Iterator[int] = field(default_factory=itertools.count)
 
     # --- what tests use ------------------------------------------------------------------------------------
@@ -89,8 +94,50 @@ class Testbed:
         return self.registry.reference(IMAGE_REPOSITORY, IMAGE_TAG)
 
     def new_disk(self, name: str = "node") -> NodeDisk:
-        """A fresh node disk (a new instance); boot it several times to simulate reboots."""
-        return NodeDisk(self.directory / "disks" / f"{name}-{next(self._counter)}")
+        """A fresh node disk (a new instance); boot it several times to simulate reboots.
+
+        Its image trusts the registry's CA (the stand-in for the public roots an AMI ships), not the corporate CA.
+        """
+        disk = NodeDisk(self.directory / "disks" / f"{name}-{next(self._counter)}")
+        assert self.ca
+        disk.install_image_trust(self.ca.cert.read_bytes())
+        return disk
+
+    @property
+    def inspecting_proxy_value(self) -> str:
+        """The address of the TLS-inspecting proxy (call :meth:`start_inspecting_proxy` first)."""
+        return f"http://{PROXY_IP}:{INSPECTING_PROXY_PORT}"
+
+    def start_inspecting_proxy(self) -> ProxyService:
+        """squid with ssl-bump on the proxy host (once per testbed): it re-signs the registry's certificate with
+        the corporate CA (``corp_ca``, made here) and trusts the registry's real CA upstream."""
+        if self.inspecting_proxy is None:
+            assert self.ca
+            self.corp_ca = make_ca(self.directory / "corp-pki", name="Example Corp TLS Inspection CA")
+            self.inspecting_proxy = start_squid_bump(
+                PROXY_IP,
+                INSPECTING_PROXY_PORT,
+                signing_cert=self.corp_ca.cert,
+                signing_key=self.corp_ca.key,
+                upstream_ca=self.ca.cert,
+                allow=[NODE_SUBNET],
+                netns=self.proxy_host,
+            )
+        return self.inspecting_proxy
+
+    def pull_with_node_trust(self, env: Mapping[str, str], disk: NodeDisk) -> PullResult:
+        """Pull the test image from the node with ``env``, trusting exactly the node's system trust store.
+
+        What containerd trusts on Amazon Linux is /etc/pki/tls/certs/ca-bundle.crt: the image's extracted bundle,
+        or the one the node's ``update-ca-trust extract`` rebuilt (after a boothook added an anchor). skopeo runs
+        outside the node's mount namespace, so Go's default path is pointed at that node file (SSL_CERT_FILE) and
+        its certificate directory at an empty one: no CA of the test process or the host is trusted.
+        """
+        destination = self.directory / "pulls" / f"pull-{next(self._counter)}"
+        empty = self.directory / "pulls" / "no-extra-trust"
+        empty.mkdir(parents=True, exist_ok=True)
+        trust = {"SSL_CERT_FILE": str(disk.node_file("/etc/pki/tls/certs/ca-bundle.crt")), "SSL_CERT_DIR": str(empty)}
+        return pull_image(self.image_reference, destination, empty, env={**env, **trust}, netns=self.node)
 
     def boot(
         self,
@@ -175,7 +222,7 @@ class Testbed:
 
     def close(self) -> None:
         """Stop every service and delete the namespaces (also kills anything still running inside)."""
-        for service in (self.imds, self.proxy, self.registry):
+        for service in (self.imds, self.proxy, self.inspecting_proxy, self.registry):
             if service is not None:
                 with contextlib.suppress(Exception):
                     service.stop()

@@ -27,7 +27,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -109,15 +109,31 @@ def preflight(
     cafile: str | None = None,
     proxy_cafile: str | None = None,
 ) -> PreflightResult:
-    """Probe ``registry`` through the HTTPS proxy of ``config`` (see :func:`probe_registry`)."""
-    return probe_registry(
+    """Probe ``registry`` through the HTTPS proxy of ``config`` (see :func:`probe_registry`).
+
+    A TLS-inspecting proxy: the CA bundle the value names (``config.ca_bundle``) is trusted in addition to the
+    system CAs, as the nodes will trust it once their boothook installed it; without one, a re-signed registry
+    certificate fails as ``tls_failure`` with a hint to name the bundle.
+    """
+    bundle = config.ca_bundle
+    result = probe_registry(
         proxy_for_registry(config),
         registry,
         connect_timeout=connect_timeout,
         io_timeout=io_timeout,
         cafile=cafile,
         proxy_cafile=proxy_cafile,
+        cadata=bundle.pem if bundle else None,
     )
+    if result.result == "tls_failure" and "certificate not trusted" in result.detail:
+        hint = (
+            f"; the CA bundle {config.ca_bundle_parameter or ''} ({len(bundle.certificates)} certificate(s)) "
+            "does not sign what the proxy presents"
+            if bundle
+            else '; a TLS-inspecting proxy? name its CA bundle in the value ("ca_bundle": "/eks-proxy/ca-bundle")'
+        )
+        result = replace(result, detail=result.detail + hint)
+    return result
 
 
 class PreflightNotReady(RuntimeError):
@@ -190,11 +206,13 @@ def probe_registry(
     io_timeout: float = 5.0,
     cafile: str | None = None,
     proxy_cafile: str | None = None,
+    cadata: str | None = None,
 ) -> PreflightResult:
     """Reach ``registry`` (``host:port``) through the proxy at ``proxy_url`` and classify what happens.
 
     ``cafile`` replaces the system CA bundle for the registry's certificate (tests use a throw-away CA);
-    ``proxy_cafile`` does the same for an ``https://`` proxy. Never raises for network trouble: every failure is a
+    ``proxy_cafile`` does the same for an ``https://`` proxy; ``cadata`` (PEM, a TLS-inspecting proxy's CA bundle)
+    is trusted in addition, for both. Never raises for network trouble: every failure is a
     :class:`PreflightResult` with a one-line ``detail``.
 
     >>> probe_registry("ftp://proxy:21").result
@@ -218,12 +236,12 @@ def probe_registry(
         sock.settimeout(io_timeout)
         if scheme == "https":
             with _hop(latency, "proxy_tls"):
-                sock = _tls_to_proxy(sock, proxy, proxy_cafile, where, io_timeout)
+                sock = _tls_to_proxy(sock, proxy, _context(proxy_cafile, cadata), where, io_timeout)
 
         with _hop(latency, "connect"):
             pending = _send_connect(sock, target, where, io_timeout)
 
-        tunnel = _TunnelTls(sock, ssl.create_default_context(cafile=cafile), target.host, pending)
+        tunnel = _TunnelTls(sock, _context(cafile, cadata), target.host, pending)
         with _hop(latency, "tls"):
             _guard(
                 tunnel.handshake,
@@ -285,10 +303,17 @@ def _connect(proxy: _Endpoint, timeout: float, where: str) -> socket.socket:
     return sock
 
 
-def _tls_to_proxy(
-    sock: socket.socket, proxy: _Endpoint, cafile: str | None, where: str, timeout: float
-) -> ssl.SSLSocket:
+def _context(cafile: str | None, cadata: str | None) -> ssl.SSLContext:
+    """Verifying context: the system CAs (or ``cafile`` instead), plus ``cadata`` when given."""
     context = ssl.create_default_context(cafile=cafile)
+    if cadata:
+        context.load_verify_locations(cadata=cadata)
+    return context
+
+
+def _tls_to_proxy(
+    sock: socket.socket, proxy: _Endpoint, context: ssl.SSLContext, where: str, timeout: float
+) -> ssl.SSLSocket:
     return _guard(
         lambda: context.wrap_socket(sock, server_hostname=proxy.host),
         timeout,

@@ -1,13 +1,15 @@
 """The ``eks-proxy`` command line.
 
     eks-proxy render --value VALUE --os {al2023,al2,bottlerocket} --region REGION [--service-cidr CIDR]
-                     [--cluster-endpoint URL] [--vpc-cidr CIDR]... [--no-proxy ENTRY]...
+                     [--cluster-endpoint URL] [--vpc-cidr CIDR]... [--no-proxy ENTRY]... [--ca-bundle FILE]
     eks-proxy inject (same options) [FILE|-]
 
 ``render`` writes the complete user data for a fresh launch template; ``inject`` reads existing user data (a file,
 or stdin when FILE is ``-`` or omitted; raw or base64) and writes it back with the proxy configuration injected or
-refreshed, in the same encoding. Exit 0 on success; on bad input exit 2 with nothing on stdout and exactly one line
-``eks-proxy: error: ...`` on stderr (argparse usage errors included).
+refreshed, in the same encoding. ``--ca-bundle FILE``: the PEM CA certificates of a TLS-inspecting proxy (a value
+that names a ``"ca_bundle"`` parameter needs it: the command reads no parameter; a certificate expiring soon is a
+``eks-proxy: warning: ...`` line on stderr). Exit 0 on success; on bad input exit 2 with nothing on stdout and
+exactly one line ``eks-proxy: error: ...`` on stderr (argparse usage errors included).
 
 More commands plug in without editing this file: any module ``eks_proxy.cli.<name>`` exposing
 ``register(subparsers) -> None`` is loaded; it adds its parser and sets ``handler=<function(args) -> int>`` with
@@ -28,6 +30,7 @@ from types import ModuleType
 from typing import Any, NoReturn, TypeAlias
 
 import eks_proxy
+from eks_proxy.proxy.ca_bundle import CaBundle, read_ca_bundle_file
 from eks_proxy.proxy.no_proxy import NodeContext
 from eks_proxy.proxy.value import ProxyConfig, parse_proxy_value, validate_no_proxy_entry
 from eks_proxy.userdata.merge import inject, render_userdata
@@ -87,10 +90,29 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-proxy", action="append", default=[], metavar="ENTRY", help="an extra NO_PROXY entry (repeatable)"
     )
+    add_ca_bundle_option(parser)
+
+
+def add_ca_bundle_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ca-bundle",
+        metavar="FILE",
+        help='PEM CA certificates of a TLS-inspecting proxy (what the value\'s "ca_bundle" parameter holds)',
+    )
+
+
+def ca_bundle_from_file(path: str) -> CaBundle:
+    """``--ca-bundle FILE`` validated (one-line error otherwise); its warnings (expiring soon) go to stderr."""
+    bundle = read_ca_bundle_file(path)
+    for warning in bundle.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    return bundle
 
 
 def _inputs(args: argparse.Namespace) -> tuple[ProxyConfig, NodeContext, NodeOS]:
     config = parse_proxy_value(args.value)
+    if args.ca_bundle:
+        config = config.with_ca_bundle(ca_bundle_from_file(args.ca_bundle))
     extra = [validate_no_proxy_entry(entry, "--no-proxy entry") for entry in args.no_proxy]
     if extra:
         config = replace(config, no_proxy=tuple(dict.fromkeys([*config.no_proxy, *extra])))

@@ -1,7 +1,7 @@
 """``eks-proxy plan``: what a proxy value would change, per node group, before anything changes.
 
     eks-proxy plan --cluster NAME [--cluster NAME]... [--nodegroup NAME]
-                   [--value VALUE | --parameter NAME] [--region R]
+                   [--value VALUE | --parameter NAME] [--ca-bundle FILE] [--region R]
 
 Read-only (Describe*/List*/GetParameter only), against AWS or ``AWS_ENDPOINT_URL``. Per node group: in scope or why
 not (with the remedy), the launch template versions, current vs desired fingerprint, what would be created, and a
@@ -20,13 +20,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from eks_proxy.cli.main import PROG, CliError, Subparsers
+from eks_proxy.cli.main import PROG, CliError, Subparsers, add_ca_bundle_option, ca_bundle_from_file
 from eks_proxy.config import DEFAULTS
 
 if TYPE_CHECKING:  # the AWS side is imported when a command runs: `eks-proxy render` starts without botocore
     from eks_proxy.aws.clients import AwsClients
     from eks_proxy.cli.report import PlannedChange
     from eks_proxy.model import Decision
+    from eks_proxy.proxy.value import ProxyConfig
 
 DEFAULT_PARAMETER = DEFAULTS.proxy_parameter_name
 EXIT_CHANGES = 3
@@ -47,6 +48,7 @@ def register(subparsers: Subparsers) -> None:
     source.add_argument(
         "--parameter", metavar="NAME", help=f"read the value from this SSM parameter (default {DEFAULT_PARAMETER})"
     )
+    add_ca_bundle_option(parser)
     parser.add_argument("--region", help="AWS region (default: the SDK's, e.g. AWS_REGION)")
     parser.add_argument("--opt-out-tag-key", default=DEFAULTS.opt_out_tag_key, metavar="KEY", help="as OptOutTagKey")
     parser.add_argument("--os-hint-tag-key", default=DEFAULTS.os_hint_tag_key, metavar="KEY", help="as OsHintTagKey")
@@ -155,6 +157,17 @@ def _check_nodegroup(clients: AwsClients, cluster: str, nodegroup: str) -> None:
         raise CliError(f"node group {nodegroup!r} not found in cluster {cluster!r}") from None
 
 
+def _with_ca_bundle(clients: AwsClients, config: ProxyConfig, path: str | None) -> ProxyConfig:
+    """The CA bundle the value names: ``--ca-bundle FILE`` (a rotation to try) or else the parameter itself."""
+    from eks_proxy.aws.ssm import attach_ca_bundle
+
+    if path is None:
+        return attach_ca_bundle(clients.ssm, config)
+    if config.ca_bundle_parameter is None:
+        raise CliError('--ca-bundle is used only when the proxy value names a "ca_bundle" parameter')
+    return config.with_ca_bundle(ca_bundle_from_file(path))
+
+
 def _run(args: argparse.Namespace) -> int:
     from eks_proxy.aws.clients import AwsClients
     from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
@@ -178,6 +191,9 @@ def _run(args: argparse.Namespace) -> int:
             raise CliError(f"parameter {name} not found in {clients.region}") from None
         config = parse_proxy_value(parameter.value)
         source = f"{parameter.name} version {parameter.version}"
+    config = _with_ca_bundle(clients, config, args.ca_bundle)
+    if config.ca_bundle is not None:
+        source += f", CA bundle from {args.ca_bundle or config.ca_bundle_parameter}"
     _check_clusters(clients, clusters)
     if args.nodegroup:
         _check_nodegroup(clients, clusters[0], args.nodegroup)

@@ -121,6 +121,7 @@ def describe(change: PlannedChange, *, diff_limit: int | None = None) -> list[st
     lines.append(f"  versions:    {_versions(d)}")
     if d.desired_fingerprint:
         lines.append(f"  fingerprint: current {d.current_fingerprint or 'none'}, desired {d.desired_fingerprint}")
+    lines.extend(ca_bundle_lines(change))
     if change.would_change and (change.before is not None or change.after is not None):
         lt = d.launch_template.label() if d.launch_template else "?"
         target = f"v{d.target_version}" if d.target_version else "new version"
@@ -129,6 +130,27 @@ def describe(change: PlannedChange, *, diff_limit: int | None = None) -> list[st
             diff = trim(diff, diff_limit)
         lines.append("  user data diff:" if diff else "  user data diff: (none)")
         lines.extend(f"    {line}" for line in diff)
+    return lines
+
+
+def ca_bundle_lines(change: PlannedChange) -> list[str]:
+    """The CA bundle (TLS-inspecting proxy) the node group's user data installs, before and after, by certificate:
+    a rotation reads as one certificate out, one in. Nothing when neither side installs one."""
+    from eks_proxy.proxy.ca_bundle import certificates_in
+    from eks_proxy.userdata.merge import installed_ca_bundle
+
+    before = certificates_in(installed_ca_bundle(change.before or b""))
+    after = certificates_in(installed_ca_bundle(change.after or b"")) if change.after is not None else before
+    if not before and not after:
+        return []
+    if [c.sha256 for c in before] == [c.sha256 for c in after]:
+        return [f"  CA bundle:   unchanged, {len(after)} certificate(s): " + "; ".join(c.describe() for c in after)]
+    kept = {c.sha256 for c in before} & {c.sha256 for c in after}
+    label = "added" if not before else "removed" if not after else "changes"
+    lines = [f"  CA bundle:   {label} (TLS-inspecting proxy)"]
+    lines += [f"    - {c.describe()}" for c in before if c.sha256 not in kept]
+    lines += [f"    + {c.describe()}" for c in after if c.sha256 not in kept]
+    lines += [f"      {c.describe()} (kept)" for c in after if c.sha256 in kept]
     return lines
 
 

@@ -148,6 +148,30 @@ def parse_ca_bundle(text: str | bytes, *, now: datetime | None = None, source: s
     return CaBundle(tuple(certificates), tuple(warnings))
 
 
+def read_ca_bundle_file(path: str) -> CaBundle:
+    """A PEM file given on the command line (``--ca-bundle FILE``), validated like the parameter's value."""
+    try:
+        with open(path, "rb") as file:
+            content = file.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        raise CaBundleError(f"cannot read the CA bundle file {path}: {exc.strerror or exc}") from None
+    return parse_ca_bundle(content, source=f"CA bundle file {path}")
+
+
+def certificates_in(text: str) -> tuple[CaCertificate, ...]:
+    """The CA certificates of PEM text we wrote earlier, leniently (expired or odd ones are still listed, for
+    reports such as ``eks-proxy plan``'s; blocks that do not parse are left out)."""
+    found: list[CaCertificate] = []
+    for block in _BLOCK.finditer(text):
+        if block.group(1) != "CERTIFICATE" or block.group(3) != "CERTIFICATE":
+            continue
+        try:
+            found.append(_certificate(_decode_base64(block.group(2), "block"), "block"))
+        except CaBundleError:
+            continue
+    return tuple(found)
+
+
 def resolve_ca_bundle(name: str, read: Callable[[str], str], *, allowed: str | None = None) -> CaBundle:
     """Read the bundle the proxy value names with ``read(name) -> text`` and validate it.
 

@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 
 from eks_proxy.proxy.no_proxy import NodeContext
@@ -33,7 +34,7 @@ from eks_proxy.proxy.value import ProxyConfig
 from eks_proxy.userdata import mime
 from eks_proxy.userdata.node_os import NodeOS
 from eks_proxy.userdata.render import MARKER_RE, RENDERER_VERSION, RenderedPart, al2, al2023, proxy_environment
-from eks_proxy.userdata.render.bottlerocket import BottlerocketError, apply_settings
+from eks_proxy.userdata.render.bottlerocket import PKI_NAME, BottlerocketError, apply_ca_bundle, apply_settings
 
 USER_DATA_LIMIT = 16384
 BOUNDARY = b"//"  # as in the EC2 documentation's MIME examples; short, and user data is size-limited
@@ -55,6 +56,8 @@ _STARTS_WITH: tuple[tuple[bytes, str], ...] = (
 # one whole line and no two can match the same one (no "\s*", which spans lines): linear, not exponential, time.
 _NODECONFIG = re.compile(rb"(?:[ \t\r]*#[^\n]*\n|[ \t\r]*\n|---[ \t]*\r?\n)*apiVersion:[ \t]*node\.eks\.aws/")
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+# The here-document of our boothook's CA step (render/boothook.ca_step).
+_CA_HEREDOC = re.compile(r"cat >\$A <<'EOF'\n(.*?)^EOF$", re.S | re.M)
 
 
 class UserDataError(ValueError):
@@ -131,7 +134,8 @@ def inject(existing: bytes | str, config: ProxyConfig, context: NodeContext, nod
         return InjectResult(existing, fingerprint, changed=False)
     if len(merged) > USER_DATA_LIMIT:
         ca = config.ca_bundle
-        ca_share = f" ({len(ca.pem)} of them the CA bundle's certificates)" if ca else ""
+        ca_bytes = (len(ca.pem) + 2) // 3 * 4 if ca and node_os is NodeOS.BOTTLEROCKET else len(ca.pem) if ca else 0
+        ca_share = f" ({ca_bytes} of them the CA bundle)" if ca else ""
         raise UserDataError(
             f"user data with the proxy configuration would be {len(merged)} bytes{ca_share}, over EC2's limit of "
             f"{USER_DATA_LIMIT} bytes (before base64); shrink the launch template's own user data"
@@ -160,6 +164,30 @@ def find_fingerprint(existing: bytes | str) -> str | None:
     text = raw.decode("utf-8", "replace")
     found = set(MARKER_RE.findall(text))
     return found.pop() if len(found) == 1 else None
+
+
+def installed_ca_bundle(existing: bytes | str) -> str:
+    """The PEM of the CA bundle our parts (or Bottlerocket keys) install in ``existing``; "" when none.
+
+    Only what we wrote counts (a user's own script installing a certificate is theirs): the anchor file of our
+    boothook (Amazon Linux) or ``settings.pki.eks-proxy.data`` (Bottlerocket). For reports: never raises.
+    """
+    try:
+        raw, _ = _decode(existing)
+    except UserDataError:
+        return ""
+    if mime.looks_like_mime(raw):
+        try:
+            document = mime.split_multipart(raw)
+        except mime.MimeError:
+            return ""
+        bodies = [part.body().decode("utf-8", "replace") for part in document.parts if _is_ours(part)]
+        return "".join(_CA_HEREDOC.findall("".join(bodies)))
+    try:
+        entry = tomllib.loads(raw.decode("utf-8")).get("settings", {}).get("pki", {}).get(PKI_NAME, {})
+        return base64.b64decode(str(entry.get("data", "")), validate=True).decode("ascii")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, binascii.Error, ValueError, AttributeError):
+        return ""
 
 
 # --- encodings -------------------------------------------------------------------------------------------------
@@ -293,7 +321,8 @@ def _inject_toml(raw: bytes, config: ProxyConfig, context: NodeContext, fingerpr
     if mime.looks_like_mime(raw):
         raise UserDataError("Bottlerocket user data is MIME multipart; Bottlerocket expects TOML settings")
     try:
-        merged = apply_settings(text, proxy_environment(config, context), fingerprint)
+        env = proxy_environment(config, context)
+        merged = apply_ca_bundle(apply_settings(text, env, fingerprint), env)
     except BottlerocketError as exc:
         raise UserDataError(str(exc)) from None
     return raw if merged == text else merged.encode("utf-8")

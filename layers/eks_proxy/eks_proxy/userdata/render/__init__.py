@@ -51,6 +51,7 @@ class ProxyEnvironment:
     https_proxy: str
     no_proxy: tuple[str, ...]
     read_vpc_cidrs: bool = True
+    ca_bundle_pem: str = ""  # a TLS-inspecting proxy's CA certificates (validated, normalized PEM), or none
 
     @property
     def no_proxy_csv(self) -> str:
@@ -60,7 +61,11 @@ class ProxyEnvironment:
 def proxy_environment(config: ProxyConfig, context: NodeContext) -> ProxyEnvironment:
     """The environment values for a node, NO_PROXY computed from the cluster context."""
     return ProxyEnvironment(
-        config.http_proxy, config.https_proxy, compute_no_proxy(config, context), read_vpc_cidrs=not context.vpc_cidrs
+        config.http_proxy,
+        config.https_proxy,
+        compute_no_proxy(config, context),
+        read_vpc_cidrs=not context.vpc_cidrs,
+        ca_bundle_pem=config.ca_bundle.pem if config.ca_bundle else "",
     )
 
 

@@ -55,5 +55,8 @@ def render_parts(env: ProxyEnvironment, fingerprint: str) -> list[RenderedPart]:
     """Our MIME parts for an AL2023 node, in the order they go into the user data."""
     return [
         RenderedPart(NODECONFIG_CONTENT_TYPE, nodeconfig(env, fingerprint)),
-        RenderedPart("text/cloud-boothook", nodeconfig_boothook(fingerprint, UNITS, read_vpc_cidrs=env.read_vpc_cidrs)),
+        RenderedPart(
+            "text/cloud-boothook",
+            nodeconfig_boothook(fingerprint, UNITS, read_vpc_cidrs=env.read_vpc_cidrs, ca_pem=env.ca_bundle_pem),
+        ),
     ]

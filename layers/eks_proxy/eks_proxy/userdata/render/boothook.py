@@ -23,8 +23,8 @@ files with the same content, so running it again is harmless. Only CIDR-shaped w
 digits) are taken from the IMDS answer: an HTML page answered with 200 must not turn "1" or "1.0" into NO_PROXY
 entries, which Go would match as suffixes of IP hosts (a word with a slash is either a CIDR or matches no host).
 
-Where a CA bundle install step belongs (TLS-inspecting proxies): in :data:`CA_STEP_SLOT`, right after the marker
-line, before the head. It must not depend on the proxy values (the al2023 head exits early when it finds none)
+The CA bundle install step of a TLS-inspecting proxy (:func:`ca_step`) goes right after the marker line, before
+the head. It must not depend on the proxy values (the al2023 head exits early when it finds none)
 and must run before containerd, kubelet and nodeadm-run start, which every boothook does (they start in or after
 cloud-final). Write it as data (a quoted here-document with a fixed delimiter holding validated PEM), idempotent
 (same file, same content, then ``update-ca-trust extract``), and failing soft like the rest.
@@ -44,8 +44,24 @@ CLOUD_INIT_USER_DATA = "/var/lib/cloud/instance/user-data.txt"
 # Characters a validated proxy URL or NO_PROXY list can contain (see proxy/value.py); a value read back from the
 # user data with anything else is ignored.
 VALUE_CHARACTERS = "][a-z0-9.:/,-"
-# Empty today: the lines of a CA bundle install step go here (after the marker, before the head).
-CA_STEP_SLOT = ""
+# The trust store anchor of a TLS-inspecting proxy's CA bundle on Amazon Linux (ca-certificates / p11-kit).
+CA_ANCHOR = "/etc/pki/ca-trust/source/anchors/eks-proxy.pem"
+
+
+def ca_step(pem: str) -> str:
+    """The CA bundle install step (the lines of the CA step slot): empty without a bundle.
+
+    The validated, normalized PEM (only BEGIN/END lines and base64, never the delimiter) goes into the anchor as a
+    quoted here-document (data, never expanded), then ``update-ca-trust extract`` rebuilds
+    /etc/pki/tls/certs/ca-bundle.crt, which containerd, kubelet and nodeadm-run read when they start (after this
+    boothook). Every boot writes the same file and extracts again: idempotent; a failure leaves the proxy step to run.
+
+    >>> ca_step("")
+    ''
+    """
+    if not pem:
+        return ""
+    return f"A={CA_ANCHOR}\nmkdir -p ${{A%/*}}&&cat >$A <<'EOF'\n{pem}EOF\nupdate-ca-trust extract\n"
 
 
 def boothook_script(env: ProxyEnvironment, fingerprint: str, units: tuple[str, ...]) -> str:
@@ -57,10 +73,12 @@ def boothook_script(env: ProxyEnvironment, fingerprint: str, units: tuple[str, .
     """
     https = "$P" if env.https_proxy == env.http_proxy else f"'{env.https_proxy}'"
     head = f"P='{env.http_proxy}' N='{env.no_proxy_csv}'\nS={https}\n"
-    return _script(fingerprint, head, units, read_vpc_cidrs=env.read_vpc_cidrs)
+    return _script(fingerprint, head, units, read_vpc_cidrs=env.read_vpc_cidrs, ca_pem=env.ca_bundle_pem)
 
 
-def nodeconfig_boothook(fingerprint: str, units: tuple[str, ...], *, read_vpc_cidrs: bool = True) -> str:
+def nodeconfig_boothook(
+    fingerprint: str, units: tuple[str, ...], *, read_vpc_cidrs: bool = True, ca_pem: str = ""
+) -> str:
     """A POSIX sh boothook (al2023) that reads the values from our NodeConfig part (see the module docstring).
 
     >>> print(nodeconfig_boothook("0" * 16, ("kubelet",)).splitlines()[3])
@@ -71,7 +89,7 @@ def nodeconfig_boothook(fingerprint: str, units: tuple[str, ...], *, read_vpc_ci
         f"{CLOUD_INIT_USER_DATA}|tail -n1;}}\n"
         'P=$(g HTTP_PROXY) S=$(g HTTPS_PROXY) N=$(g NO_PROXY)\n[ "$P" ]||exit 0\nS=${S:-$P}\n'
     )
-    return _script(fingerprint, head, units, read_vpc_cidrs=read_vpc_cidrs)
+    return _script(fingerprint, head, units, read_vpc_cidrs=read_vpc_cidrs, ca_pem=ca_pem)
 
 
 # Appends the VPC CIDRs read from IMDSv2 to N (fail soft: any failure leaves N as it was).
@@ -84,11 +102,11 @@ N="$N${{V:+,${{V%,}}}}"
 """
 
 
-def _script(fingerprint: str, head: str, units: tuple[str, ...], *, read_vpc_cidrs: bool) -> str:
+def _script(fingerprint: str, head: str, units: tuple[str, ...], *, read_vpc_cidrs: bool, ca_pem: str = "") -> str:
     imds = _VPC_CIDRS_FROM_IMDS if read_vpc_cidrs else ""
     return f"""#!/bin/sh
 {marker_comment(fingerprint)}
-{CA_STEP_SLOT}{head}{imds}E={ENV_FILE}
+{ca_step(ca_pem)}{head}{imds}E={ENV_FILE}
 mkdir -p "${{E%/*}}"
 printf '%s\\n' "HTTP_PROXY=$P" "http_proxy=$P" "HTTPS_PROXY=$S" "https_proxy=$S" "NO_PROXY=$N" "no_proxy=$N" >"$E"
 for u in {" ".join(units)}; do d=/etc/systemd/system/$u.service.d

@@ -17,13 +17,13 @@ two values, every other setting unchanged) and must parse with tomlkit again; ot
 accept the URL form. Launch templates written by renderer version 1 (``host:port``) are refreshed by the next
 rollout: the renderer version is part of the fingerprint.
 
-A CA bundle for TLS-inspecting proxies goes into ``settings.pki.<name>`` (``data`` = base64 PEM, ``trusted =
-true``): a third key space we would own, set in :func:`apply_settings` next to the two network keys and checked by
-``_check_result`` / ``_without_ours`` the same way.
+A CA bundle for TLS-inspecting proxies goes into ``settings.pki.eks-proxy`` (``data`` = base64 PEM, ``trusted =
+true``; :func:`apply_ca_bundle`): a third key space we own, removed again when the value names no bundle.
 """
 
 from __future__ import annotations
 
+import base64
 import tomllib
 from typing import Any
 
@@ -171,3 +171,76 @@ def _plain(item: Any) -> Any:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())[:160]
+
+
+# The settings.pki entry we own (a TLS-inspecting proxy's CA bundle): users name their own entries otherwise.
+PKI_NAME = "eks-proxy"
+
+
+def apply_ca_bundle(text: str, env: ProxyEnvironment) -> str:
+    """``text`` with ``settings.pki.eks-proxy`` holding the CA bundle (``data`` = base64 PEM, ``trusted = true``),
+    or without that entry when there is no bundle; unchanged text when it already is so.
+
+    A missing entry is appended as a ``[settings.pki.eks-proxy]`` table after the user's bytes (the same reason as
+    for ``[settings.network]``); an existing one is edited in place. The result is read back like
+    :func:`apply_settings`'s: our entry as wanted, every other setting unchanged.
+    """
+    wanted = {"data": base64.b64encode(env.ca_bundle_pem.encode("ascii")).decode(), "trusted": True}
+    try:
+        doc = tomlkit.parse(text if not text or text.endswith("\n") else text + "\n")
+    except TOMLKitError as exc:
+        raise BottlerocketError(f"user data is not valid TOML ({_one_line(exc)}); Bottlerocket expects TOML") from None
+    pki = _pki_table(doc)
+    current = pki.get(PKI_NAME) if pki is not None else None
+    if current is not None and (not isinstance(current, dict) or isinstance(current, tomlkit.items.InlineTable)):
+        raise BottlerocketError(f"user data has settings.pki.{PKI_NAME} that is not a TOML table; remove it")
+    if not env.ca_bundle_pem:
+        if current is None:
+            return text
+        del pki[PKI_NAME]
+        result = doc.as_string()
+    elif current is not None:
+        if _plain(current) == wanted:
+            return text
+        current.clear()
+        current.update(wanted)
+        result = doc.as_string()
+    else:
+        block = f'[settings.pki.{PKI_NAME}]\ndata = "{wanted["data"]}"\ntrusted = true\n'
+        result = (text if text.endswith("\n") else text + "\n") + "\n" + block if text else block
+    _check_pki(text, result, wanted if env.ca_bundle_pem else None)
+    return result
+
+
+def _pki_table(doc: Any) -> Any:
+    settings = doc.get("settings")
+    if settings is None:
+        return None
+    if not isinstance(settings, dict) or isinstance(settings, tomlkit.items.InlineTable):
+        raise BottlerocketError("user data has settings that is not a TOML table; expected [settings.*] tables")
+    pki = settings.get("pki")
+    if pki is not None and (not isinstance(pki, dict) or isinstance(pki, tomlkit.items.InlineTable)):
+        raise BottlerocketError("user data has settings.pki that is not a TOML table; expected [settings.pki.<name>]")
+    return pki
+
+
+def _check_pki(text: str, result: str, wanted: dict[str, Any] | None) -> None:
+    """Read back: ``settings.pki.eks-proxy`` is ``wanted`` (absent for None), everything else as it was."""
+    try:
+        before, after = tomllib.loads(text), tomllib.loads(result)
+        tomlkit.parse(result)
+    except (tomllib.TOMLDecodeError, TOMLKitError):
+        raise BottlerocketError(_CANNOT_EDIT) from None
+    if after.get("settings", {}).get("pki", {}).get(PKI_NAME) != wanted or _without_pki(after) != _without_pki(before):
+        raise BottlerocketError(_CANNOT_EDIT)
+
+
+def _without_pki(document: dict[str, Any]) -> dict[str, Any]:
+    settings = dict(document.get("settings") or {})
+    pki = {k: v for k, v in (settings.pop("pki", None) or {}).items() if k != PKI_NAME}
+    if pki:
+        settings["pki"] = pki
+    result = {k: v for k, v in document.items() if k != "settings"}
+    if settings:
+        result["settings"] = settings
+    return result
