@@ -33,10 +33,11 @@ test: $(STAMP) $(SAM) ## run the whole suite (unit, CLI, moto server, node simul
 unit: $(STAMP) ## fast tests only (no namespaces, no SAM)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff + mypy --strict on the package
+lint: $(STAMP) ## ruff + mypy --strict (package, testkit) + no module imports tests/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/check_test_imports.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

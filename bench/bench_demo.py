@@ -46,7 +46,7 @@ def _plan() -> float:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
     from demo.scenario import FIRST_PROXY, build_demo_world
-    from tests.conftest import MotoServer
+    from testkit.moto_server import MotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's access log
     server = MotoServer()

@@ -95,9 +95,9 @@ def aws_figures() -> list[tuple[str, str]]:
     from eks_proxy.engine.steps import StepContext, run_step
     from eks_proxy.proxy.value import parse_proxy_value
 
-    from tests.conftest import MotoServer
-    from tests.integration import moto_eks_updates
-    from tests.integration.engine_world import build_world
+    from testkit import moto_eks_updates
+    from testkit.engine_world import build_world
+    from testkit.moto_server import MotoServer
 
     moto_eks_updates.install()
     server = MotoServer()

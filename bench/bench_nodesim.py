@@ -46,7 +46,7 @@ def figures() -> list[tuple[str, str]]:
         reason = "needs root" if os.geteuid() != 0 else f"missing {', '.join(missing)}"
         return [("nodesim: node simulation figures", f"n/a ({reason})")]
 
-    from tests.integration.nodesim.testbed import start_testbed
+    from testkit.nodesim.testbed import start_testbed
 
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-nodesim-") as tmp:

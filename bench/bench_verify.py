@@ -45,8 +45,8 @@ def _preflight_figures(work: Path) -> list[tuple[str, str]]:
         return [("preflight (loopback tinyproxy + TLS registry)", "not measured: tinyproxy/docker-registry missing")]
     from eks_proxy.checks.preflight import probe_registry
 
-    from tests.integration.nodesim.pki import issue_cert, make_ca
-    from tests.integration.nodesim.services import start_registry, start_tinyproxy
+    from testkit.nodesim.pki import issue_cert, make_ca
+    from testkit.nodesim.services import start_registry, start_tinyproxy
 
     ca = make_ca(work / "ca")
     cert = issue_cert(ca, work / "cert", ["localhost", "127.0.0.1"])
@@ -83,8 +83,8 @@ def _testbed_figures(work: Path) -> list[tuple[str, str]]:
     from eks_proxy.checks.preflight import PreflightResult, preflight
     from eks_proxy.proxy.value import parse_proxy_value
 
-    from tests.integration.nodesim.netns import run_in_netns
-    from tests.integration.nodesim.testbed import REGISTRY_NAME, REGISTRY_PORT, start_testbed
+    from testkit.nodesim.netns import run_in_netns
+    from testkit.nodesim.testbed import REGISTRY_NAME, REGISTRY_PORT, start_testbed
 
     bed = start_testbed(work)
     try:
@@ -116,8 +116,8 @@ def _verify_figures(work: Path) -> list[tuple[str, str]]:
     from eks_proxy.checks.kube_client import KubernetesClient
     from eks_proxy.checks.verify import verify_pulls
 
-    from tests.integration.fake_k8s import FakeKubernetes
-    from tests.integration.nodesim.pki import issue_cert, make_ca
+    from testkit.fake_k8s import FakeKubernetes
+    from testkit.nodesim.pki import issue_cert, make_ca
 
     cert = issue_cert(make_ca(work / "k8s-ca"), work / "k8s", ["localhost"])
     rows: list[tuple[str, str]] = []

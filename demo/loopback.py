@@ -4,7 +4,7 @@ The preflight handler walks the path a node's containerd takes: TCP to the proxy
 the registry's name verified, `GET /v2/`. Here the proxy knows one upstream name (`REGISTRY_HOST`, resolved to the
 local registry) and refuses every other CONNECT with 403; the registry answers `/v2/` like a Docker registry (401
 with `Docker-Distribution-API-Version`). Its certificate comes from a throw-away CA made with
-`tests.integration.nodesim.pki` (the openssl CLI), handed to the preflight as `PREFLIGHT_CA_BUNDLE`.
+`testkit.nodesim.pki` (the openssl CLI), handed to the preflight as `PREFLIGHT_CA_BUNDLE`.
 Nothing leaves the machine.
 """
 
@@ -108,7 +108,7 @@ def _serve(server: Any) -> None:
 
 def start_loopback(workdir: Path) -> Loopback:
     """Start the registry stand-in (TLS, cert for REGISTRY_HOST) and the CONNECT proxy; raises if openssl is missing."""
-    from tests.integration.nodesim.pki import issue_cert, make_ca
+    from testkit.nodesim.pki import issue_cert, make_ca
 
     ca = make_ca(workdir / "ca", name="eks-proxy demo CA")
     cert = issue_cert(ca, workdir / "registry", [REGISTRY_HOST])
@@ -126,9 +126,9 @@ def start_loopback(workdir: Path) -> Loopback:
 
 
 def start_kubernetes(workdir: Path) -> Any:
-    """tests.integration.fake_k8s's Kubernetes API server on loopback, with its own throw-away CA."""
-    from tests.integration.fake_k8s import FakeKubernetes
-    from tests.integration.nodesim.pki import issue_cert, make_ca
+    """testkit.fake_k8s's Kubernetes API server on loopback, with its own throw-away CA."""
+    from testkit.fake_k8s import FakeKubernetes
+    from testkit.nodesim.pki import issue_cert, make_ca
 
     ca = make_ca(workdir / "k8s-ca", name="eks-proxy demo Kubernetes CA")
     return FakeKubernetes(issue_cert(ca, workdir / "k8s-api", ["localhost", "127.0.0.1"])).start()

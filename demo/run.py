@@ -9,12 +9,12 @@ engine, and the preflight's probe through a real HTTP CONNECT proxy to a TLS reg
 What is simulated, and labelled so in the report: the EKS node group update (UpdateNodegroupVersion/DescribeUpdate
 are our moto extension: the version switches, no instance is replaced) and the Kubernetes side of the pull
 verification: the real verify handler (EKS token, one pod per node found by its EC2 tags, cleanup) talks to
-tests/integration/fake_k8s.py's API server, which reports every pod's image as pulled.
+testkit/fake_k8s.py's API server, which reports every pod's image as pulled.
 
-Pieces reused from the test suite rather than copied: tests.conftest.MotoServer/load_event/load_handler,
-tests.integration.engine_world (the AWS world), moto_eks_updates (EKS updates), moto_lambda_handlers (Lambda tasks
-run in-process), test_rules.make_router (rules from template.yaml), cfn_template (log groups, query and alarm
-names), nodesim.pki (the throw-away CAs), fake_k8s (the Kubernetes API), test_rollout_checks' cluster_access seam.
+Pieces shared with the tests (testkit/) rather than copied: moto_server.MotoServer, repo.load_event/load_handler,
+engine_world (the AWS world), moto_eks_updates (EKS updates), moto_lambda_handlers (Lambda tasks run in-process),
+rules.make_router (rules from template.yaml), cfn_template (log groups, query and alarm names), nodesim.pki (the
+throw-away CAs), fake_k8s (the Kubernetes API and the PointedAtFake cluster_access seam).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 import warnings
 from collections import Counter
@@ -59,7 +58,7 @@ def _prepare_environment() -> None:
         POWERTOOLS_TRACE_DISABLED="true",
     )
     if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # `tests.*` and `demo.*` are imported from the repository
+        sys.path.insert(0, str(REPO))  # `testkit.*` and `demo.*` are imported from the repository
 
 
 class Report:
@@ -75,15 +74,9 @@ class Report:
         self(f"\n== {title}")
 
 
-def _moto_config(url: str, execute: bool) -> None:
-    body = json.dumps({"stepfunctions": {"execute_state_machine": execute}}).encode()
-    request = urllib.request.Request(f"{url}/moto-api/config", data=body, method="POST")  # noqa: S310 - loopback
-    urllib.request.urlopen(request, timeout=10).read()  # noqa: S310
-
-
 def _change_event(parameter: str, event_id: str) -> dict[str, Any]:
     """events/ssm-parameter-update.json with this change's id, time and parameter name filled in."""
-    from tests.conftest import load_event
+    from testkit.repo import load_event
 
     event = load_event("ssm-parameter-update")
     event["id"] = event_id
@@ -129,7 +122,7 @@ def _user_data(world: Any, template: str, version: str | int | None) -> bytes:
 
 
 def _template_resources(kind: str) -> list[dict[str, Any]]:
-    from tests.integration.cfn_template import Stack, load_template
+    from testkit.cfn_template import Stack, load_template
 
     template = load_template()
     stack = Stack(template, {"ClusterNames": "prod"})
@@ -141,7 +134,7 @@ def _template_resources(kind: str) -> list[dict[str, Any]]:
 
 
 def _alarm_names() -> list[str]:
-    from tests.integration.cfn_template import load_template
+    from testkit.cfn_template import load_template
 
     return [name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"]
 
@@ -178,11 +171,12 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
 
     from demo.loopback import Loopback, start_kubernetes, start_loopback
     from demo.scenario import CASES, CLUSTER, FIRST_PROXY, NEW_PROXY, build_demo_world
-    from tests.conftest import MotoServer, free_port, load_handler
-    from tests.integration import moto_eks_updates, moto_lambda_handlers
-    from tests.integration.engine_world import PARAMETER, FakeContext
-    from tests.integration.sfn_clock import fast_forward
-    from tests.integration.test_rules import make_router
+    from testkit import moto_eks_updates, moto_lambda_handlers
+    from testkit.engine_world import PARAMETER, FakeContext
+    from testkit.moto_server import MotoServer
+    from testkit.repo import free_port, load_handler
+    from testkit.rules import make_router
+    from testkit.sfn_clock import fast_forward
 
     moto_eks_updates.install()
     moto_lambda_handlers.install()
@@ -197,7 +191,7 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
     try:
         os.environ["AWS_ENDPOINT_URL"] = server.url
         os.environ["MOTO_PORT"] = str(server.port)  # where moto's Step Functions engine sends Lambda Invoke
-        _moto_config(server.url, True)
+        server.execute_state_machines(True)
         report(f"eks-proxy demo: an AWS emulator (moto) on {server.url}, region {REGION}, fake credentials, no network")
         if loopback:
             report(
@@ -411,7 +405,7 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
         )
         return 0 if ok else 1
     finally:
-        _moto_config(server.url, False)
+        server.execute_state_machines(False)
         server.stop()
         if loopback:
             loopback.close()
@@ -437,10 +431,10 @@ def _nodes(world: Any, nodegroups: list[str], per_nodegroup: int) -> list[str]:
 
 def _pointed_at(cluster_access: Any, kubernetes: Any) -> Any:
     """The verify handler's `cluster_access` with DescribeCluster's endpoint and CA swapped for the fake API server's
-    (the seam tests/integration/test_rollout_checks.py uses)."""
-    from tests.integration.test_rollout_checks import _PointedAtFake
+    (the seam the rollout tests use: testkit.fake_k8s.PointedAtFake)."""
+    from testkit.fake_k8s import PointedAtFake
 
-    return lambda eks, name: cluster_access(_PointedAtFake(eks, kubernetes), name)
+    return lambda eks, name: cluster_access(PointedAtFake(eks, kubernetes), name)
 
 
 def _task_outputs(sfn: Any, arn: str, key: str) -> list[dict[str, Any]]:

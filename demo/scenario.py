@@ -1,6 +1,6 @@
 """The demo's AWS account: one cluster whose managed node groups show every case eks-proxy meets.
 
-Built on a moto server with `tests.integration.engine_world` (the same world builder the engine tests use), so the
+Built on a moto server with `testkit.engine_world` (the same world builder the engine tests use), so the
 demo and the tests agree on what a VPC, a cluster, a launch template and a node group look like.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tests.integration.engine_world import BOTTLEROCKET_USER_DATA, TEAM_USER_DATA, World, build_world
+from testkit.engine_world import BOTTLEROCKET_USER_DATA, TEAM_USER_DATA, World, build_world
 
 CLUSTER = "prod"
 FIRST_PROXY = "http://10.0.0.10:3128"

@@ -8,10 +8,8 @@ from types import FrameType
 
 import pytest
 
-from tests.conftest import require_root, require_tool
-from tests.integration.nodesim.testbed import Testbed, start_testbed
-
-NODESIM_TOOLS = ("tinyproxy", "docker-registry", "skopeo", "ip", "unshare", "openssl", "curl")
+from testkit.nodesim.testbed import Testbed, start_testbed
+from testkit.tools import NODESIM_TOOLS, require_root, require_tool
 
 
 def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -21,11 +21,9 @@ from eks_proxy.engine.refresh import refresh_launch_template
 from eks_proxy.proxy.value import parse_proxy_value
 
 from demo.scenario import CASES, CLUSTER, FIRST_PROXY, build_demo_world
-from tests.conftest import MotoServer
-from tests.integration import moto_eks_updates
-from tests.integration.engine_world import World
-
-moto_eks_updates.install()
+from testkit import moto_eks_updates
+from testkit.engine_world import World
+from testkit.moto_server import MotoServer
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
 COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli.main"]

@@ -1,8 +1,8 @@
 """`eks-proxy status` as users run it (a process), on rollouts the real state machine ran on the moto server.
 
-The rollouts come from tests/integration/test_rollout_sm.py's world (real dispatch, the ASL executed by moto's Step
-Functions engine, the real rollout_step handler, EKS updates scripted by our moto extension); this module reuses its
-fixtures and helpers rather than building a second one.
+The rollouts come from testkit/rollout.py's world (real dispatch, the ASL executed by moto's Step Functions engine,
+the real rollout_step handler, EKS updates scripted by our moto extension), the same world the state machine tests
+use.
 """
 
 from __future__ import annotations
@@ -13,20 +13,28 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import pytest
 
-from tests.conftest import MotoServer
-from tests.integration import moto_eks_updates
-from tests.integration import test_rollout_sm as rollout_sm
-from tests.integration.engine_world import World
+from testkit import moto_eks_updates
+from testkit.engine_world import World
+from testkit.moto_server import MotoServer
+from testkit.rollout import Stubs, dispatch, finished, rollout_world
 
-# The state machine tests' fixtures (pytest finds fixtures by name in the module) and helpers.
-stubs = rollout_sm.stubs
-world = rollout_sm.world
-dispatch = rollout_sm.dispatch
-finished = rollout_sm.finished
+
+@pytest.fixture
+def stubs() -> Stubs:
+    return Stubs()
+
+
+@pytest.fixture
+def world(moto_server: MotoServer, stubs: Stubs) -> Iterator[World]:
+    with rollout_world(moto_server, stubs) as w:
+        yield w
+
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
 COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli.main"]
@@ -105,7 +113,7 @@ def test_cluster_filter_and_bad_input(world: World) -> None:
 def test_cluster_filter_finds_that_clusters_latest_rollouts_behind_newer_ones(moto_server: MotoServer) -> None:
     # One state machine serves every cluster: `--cluster prod --limit 1` is prod's latest rollout, even when other
     # clusters rolled since (it used to take the newest execution overall, then filter it away).
-    rollout_sm._moto_config(moto_server, True)
+    moto_server.execute_state_machines(True)
     sfn = boto3.client("stepfunctions", region_name="eu-west-1", endpoint_url=moto_server.url)
     iam_role = "arn:aws:iam::123456789012:role/sfn"
     definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}

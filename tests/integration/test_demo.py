@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from demo.scenario import CASES
-from tests.conftest import REPO, require_root, require_tool
+from testkit.repo import REPO
+from testkit.tools import require_root, require_tool
 
 pytestmark = pytest.mark.slow
 

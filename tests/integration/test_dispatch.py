@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MotoServer, load_event, load_handler, structured_logs
-from tests.integration import moto_eks_updates
-from tests.integration.engine_world import OWN_ROLE, FakeContext, World, build_world
-
-moto_eks_updates.install()
+from testkit import moto_eks_updates
+from testkit.engine_world import OWN_ROLE, FakeContext, World, build_world
+from testkit.moto_server import MotoServer
+from testkit.repo import load_event, load_handler, structured_logs
 
 PROXY = "http://10.0.0.10:3128"
 

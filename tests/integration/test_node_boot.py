@@ -8,7 +8,7 @@ TCP, the `eks-proxy` CLI run as a process.
 SIMULATED: cloud-init (MIME parsing, boothook/shell-script execution rules), nodeadm (NodeConfig merge and the
 environment files it writes), systemd (the environment a unit gets, derived from the files; systemctl stubbed),
 the instance metadata service (IMDSv2-only fake), and Bottlerocket entirely (its proxy.env template applied to
-the TOML). See tests/integration/nodesim/ for each emulation and its source.
+the TOML). See testkit/nodesim/ for each emulation and its source.
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.integration.nodesim import bottlerocket, nodeadm, samples
-from tests.integration.nodesim.boot import BOOTHOOK, NODECONFIG, BootResult, parse_user_data
-from tests.integration.nodesim.image import build_oci_image, pull_image, push_image
-from tests.integration.nodesim.pki import issue_cert, make_ca
-from tests.integration.nodesim.services import start_registry, start_tinyproxy
-from tests.integration.nodesim.systemd import parse_environment_file, split_words, unit_environment
-from tests.integration.nodesim.testbed import (
+from testkit.nodesim import bottlerocket, nodeadm, samples
+from testkit.nodesim.boot import BOOTHOOK, NODECONFIG, BootResult, parse_user_data
+from testkit.nodesim.image import build_oci_image, pull_image, push_image
+from testkit.nodesim.pki import issue_cert, make_ca
+from testkit.nodesim.services import start_registry, start_tinyproxy
+from testkit.nodesim.systemd import parse_environment_file, split_words, unit_environment
+from testkit.nodesim.testbed import (
     IMDS_IP,
     INSTANCE_ID,
     NODE_IP,
@@ -42,6 +41,7 @@ from tests.integration.nodesim.testbed import (
     VPC_CIDR,
     Testbed,
 )
+from testkit.tools import require_tool
 
 REGION = "eu-west-1"
 SERVICE_CIDR = "172.20.0.0/16"

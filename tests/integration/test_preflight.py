@@ -20,16 +20,18 @@ import pytest
 from eks_proxy.checks.preflight import preflight, probe_registry
 from eks_proxy.proxy.value import parse_proxy_value
 
-from tests.conftest import MotoServer, free_port, load_handler, require_tool, structured_logs
-from tests.integration.nodesim.netns import run_in_netns
-from tests.integration.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
-from tests.integration.nodesim.services import (
+from testkit.moto_server import MotoServer
+from testkit.nodesim.netns import run_in_netns
+from testkit.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
+from testkit.nodesim.services import (
     ProxyService,
     RegistryService,
     start_registry,
     start_tinyproxy,
 )
-from tests.integration.nodesim.testbed import PROXY_IP, REGISTRY_NAME, REGISTRY_PORT, Testbed
+from testkit.nodesim.testbed import PROXY_IP, REGISTRY_NAME, REGISTRY_PORT, Testbed
+from testkit.repo import free_port, load_handler, structured_logs
+from testkit.tools import require_tool
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,13 @@
 """The rollout state machine with the REAL Preflight and Verify handlers wired in (issue 4's checks in issue 3's flow).
 
 Preflight probes a real tinyproxy and a real TLS docker-registry on loopback through the pinned proxy value; Verify
-talks to the fake Kubernetes API server of tests/integration/fake_k8s.py (HTTPS, EKS token checked) for the
-instances moto holds for each node group. The one seam is the same as in test_verify.py: DescribeCluster's endpoint
+talks to the fake Kubernetes API server of testkit/fake_k8s.py (HTTPS, EKS token checked) for the instances moto
+holds for each node group. The one seam is the same as in test_verify.py: DescribeCluster's endpoint
 and CA are swapped for the fake API server's. Everything else as in test_rollout_sm.py.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,17 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MotoServer, free_port, load_handler, require_tool
-from tests.integration import moto_eks_updates, moto_lambda_handlers
-from tests.integration.engine_world import World, build_world
-from tests.integration.fake_k8s import FakeKubernetes
-from tests.integration.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
-from tests.integration.nodesim.services import ProxyService, RegistryService, start_registry, start_tinyproxy
-from tests.integration.sfn_clock import fast_forward
-from tests.integration.test_rollout_sm import _moto_config, dispatch, finished, update_calls
-
-moto_eks_updates.install()
-moto_lambda_handlers.install()
+from testkit import moto_eks_updates, moto_lambda_handlers
+from testkit.engine_world import World, build_world
+from testkit.fake_k8s import FakeKubernetes, PointedAtFake
+from testkit.moto_server import MotoServer
+from testkit.nodesim.pki import CertificateAuthority, ServerCert, issue_cert, make_ca
+from testkit.nodesim.services import ProxyService, RegistryService, start_registry, start_tinyproxy
+from testkit.repo import free_port, load_handler
+from testkit.rollout import dispatch, finished, update_calls
+from testkit.sfn_clock import fast_forward
+from testkit.tools import require_tool
 
 pytestmark = pytest.mark.slow
 NODEGROUPS = ("ng-a", "ng-b")
@@ -59,19 +57,6 @@ def checks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checks]:
         registry.stop()
 
 
-class _PointedAtFake:
-    """DescribeCluster from moto, endpoint and CA swapped for the fake API server's (the seam of test_verify.py)."""
-
-    def __init__(self, eks: Any, fake: FakeKubernetes) -> None:
-        self._eks, self._fake = eks, fake
-
-    def describe_cluster(self, name: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._eks.describe_cluster(name=name)
-        answer["cluster"]["endpoint"] = self._fake.url
-        answer["cluster"]["certificateAuthority"] = {"data": base64.b64encode(self._fake.ca_pem.encode()).decode()}
-        return answer
-
-
 @dataclass
 class Rig:
     world: World
@@ -84,7 +69,7 @@ class Rig:
 def rig(moto_server: MotoServer, checks: Checks, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     moto_eks_updates.reset()
     moto_lambda_handlers.reset()
-    _moto_config(moto_server, True)
+    moto_server.execute_state_machines(True)
     os.environ["MOTO_PORT"] = str(moto_server.port)
     fake = FakeKubernetes(checks.api_cert).start()
     w = build_world(moto_server)
@@ -113,7 +98,7 @@ def rig(moto_server: MotoServer, checks: Checks, monkeypatch: pytest.MonkeyPatch
     )
     verify = load_handler("verify", {"VERIFY_POLL_SECONDS": "0.05"})
     real_access = verify.cluster_access
-    monkeypatch.setattr(verify, "cluster_access", lambda eks, name: real_access(_PointedAtFake(eks, fake), name))
+    monkeypatch.setattr(verify, "cluster_access", lambda eks, name: real_access(PointedAtFake(eks, fake), name))
     w.create_state_machine(
         {
             "RolloutStepFunctionArn": moto_lambda_handlers.register("eks-proxy-rollout-step", step.lambda_handler),
@@ -126,7 +111,7 @@ def rig(moto_server: MotoServer, checks: Checks, monkeypatch: pytest.MonkeyPatch
         yield Rig(world=w, fake=fake, nodes=nodes, preflight=preflight)
     finally:
         fake.stop()
-        _moto_config(moto_server, False)
+        moto_server.execute_state_machines(False)
 
 
 def test_real_preflight_and_verification_roll_everything(rig: Rig) -> None:

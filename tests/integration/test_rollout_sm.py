@@ -1,9 +1,10 @@
 """statemachine/rollout.asl.json executed end to end by moto's Step Functions engine, on the moto server.
 
 The real dispatch handler starts the execution; every RolloutStep task runs the real rollout_step handler
-(in-process through tests/integration/moto_lambda_handlers.py); EKS updates follow the scripts of
-tests/integration/moto_eks_updates.py (our extension of moto). Preflight and Verify are scripted stubs here (their
-real handlers need a proxy and a Kubernetes API: tests/integration/test_preflight.py and test_verify.py cover them).
+(in-process through testkit/moto_lambda_handlers.py); EKS updates follow the scripts of
+testkit/moto_eks_updates.py (our extension of moto); the world is testkit/rollout.py's. Preflight and Verify are
+scripted stubs here (their real handlers need a proxy and a Kubernetes API: tests/integration/test_preflight.py and
+test_verify.py cover them).
 Waits are shortened honestly: ROLLOUT_WAIT_SECONDS=0 in the function environment (the ASL reads `$.wait_seconds`);
 the NodegroupBusy retry keeps its real 5 s interval.
 """
@@ -12,54 +13,19 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from eks_proxy.userdata.merge import find_fingerprint
 
-from tests.conftest import MotoServer, load_event, load_handler
-from tests.integration import moto_eks_updates, moto_lambda_handlers
-from tests.integration.engine_world import PARAMETER, FakeContext, World, build_world
-
-moto_eks_updates.install()
-moto_lambda_handlers.install()
-
-NODEGROUPS = ("ng-a", "ng-b", "ng-c")  # sorted: ng-a is the canary
-
-
-class Stubs:
-    """Scripted Preflight and Verify tasks (inputs recorded, per node group outcomes)."""
-
-    def __init__(self) -> None:
-        self.preflight_result: dict[str, Any] = {"ok": True, "result": "ok", "detail": "stub", "latency_ms": {}}
-        self.verify_fails: set[str] = set()
-        self.preflight_inputs: list[dict[str, Any]] = []
-        self.during_preflight: list[Any] = []  # callables run while "probing" (to change the world mid-run)
-        self.verify_inputs: list[dict[str, Any]] = []
-
-    def preflight(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self.preflight_inputs.append(event)
-        for action in self.during_preflight:
-            action()
-        return self.preflight_result
-
-    def verify(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self.verify_inputs.append(event)
-        ok = event["nodegroup"] not in self.verify_fails
-        result = "pulled" if ok else "failed"
-        message = "" if ok else "ErrImagePull: proxyconnect tcp: dial tcp 10.0.0.10:3128: i/o timeout"
-        return {"ok": ok, "nodes": [{"node": "ip-10-0-1-20", "result": result, "message": message}], "summary": result}
-
-
-def _moto_config(server: MotoServer, execute: bool) -> None:
-    body = json.dumps({"stepfunctions": {"execute_state_machine": execute}}).encode()
-    request = urllib.request.Request(f"{server.url}/moto-api/config", data=body, method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
+from testkit import moto_eks_updates, moto_lambda_handlers
+from testkit.engine_world import PARAMETER, FakeContext, World
+from testkit.moto_server import MotoServer
+from testkit.repo import load_event, load_handler
+from testkit.rollout import NODEGROUPS, Stubs, dispatch, finished, rollout_world, update_calls
 
 
 @pytest.fixture
@@ -69,45 +35,8 @@ def stubs() -> Stubs:
 
 @pytest.fixture
 def world(moto_server: MotoServer, stubs: Stubs) -> Iterator[World]:
-    moto_eks_updates.reset()
-    moto_lambda_handlers.reset()
-    _moto_config(moto_server, True)
-    os.environ["MOTO_PORT"] = str(moto_server.port)  # where moto's engine sends its Lambda Invoke calls
-    w = build_world(moto_server)
-    w.cluster("prod")
-    for name in NODEGROUPS:
-        w.template(f"prod-{name}")
-        w.nodegroup("prod", name, template=f"prod-{name}")
-    w.put_proxy("http://10.0.0.10:3128")
-    step = load_handler("rollout_step", w.env(ROLLOUT_WAIT_SECONDS="0"))
-    w.create_state_machine(
-        {
-            "RolloutStepFunctionArn": moto_lambda_handlers.register("eks-proxy-rollout-step", step.lambda_handler),
-            "PreflightFunctionArn": moto_lambda_handlers.register("eks-proxy-preflight", stubs.preflight),
-            "VerifyFunctionArn": moto_lambda_handlers.register("eks-proxy-verify", stubs.verify),
-            "AlarmTopicArn": w.topic_arn,
-        }
-    )
-    try:
+    with rollout_world(moto_server, stubs) as w:
         yield w
-    finally:
-        _moto_config(moto_server, False)
-
-
-def dispatch(world: World, event: str = "ssm-parameter-update", **env: str) -> dict[str, Any]:
-    module = load_handler("dispatch", world.env(**env))
-    return module.lambda_handler(load_event(event), FakeContext())  # type: ignore[no-any-return]
-
-
-def finished(world: World, arn: str, timeout: float = 120) -> dict[str, Any]:
-    sfn = world.clients["stepfunctions"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        execution = sfn.describe_execution(executionArn=arn)
-        if execution["status"] != "RUNNING":
-            return execution  # type: ignore[no-any-return]
-        time.sleep(0.2)
-    raise AssertionError(f"execution still running after {timeout}s")
 
 
 def history(world: World, arn: str) -> list[dict[str, Any]]:
@@ -137,10 +66,6 @@ def finish_their_update_when(reached: Callable[[], bool], eks: Any, nodegroup: s
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def update_calls(nodegroup: str) -> list[str]:
-    return [c["launchTemplate"]["version"] for c in moto_eks_updates.CALLS if c["nodegroup"] == nodegroup]
 
 
 def test_success_canary_first_then_the_rest_and_replays_change_nothing(world: World, stubs: Stubs) -> None:

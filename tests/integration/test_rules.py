@@ -1,9 +1,8 @@
 """Every EventBridge rule of template.yaml against every events/ sample and against look-alikes that must not match.
 
-The patterns are read from template.yaml itself (parameters resolved as CloudFormation would) and routed by the moto
-server over HTTP: PutRule + an SQS target per rule, PutEvents, then see which queues received the event. moto 5.2
-does not implement TestEventPattern (it raises NotImplementedError), so routing through PutEvents is how its
-matcher (prefix, anything-but, exists, $or) is reached. The sweep rule's input transformer is checked the same way.
+The patterns are read from template.yaml itself and routed by the moto server over HTTP (testkit/rules.py: PutRule +
+an SQS target per rule, PutEvents, then see which queues received the event). The sweep rule's input transformer is
+checked the same way.
 """
 
 from __future__ import annotations
@@ -11,13 +10,15 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.conftest import EVENTS, MotoServer, load_event
-from tests.integration.cfn_template import ACCOUNT, Stack, load_template
+from testkit import rules
+from testkit.cfn_template import ACCOUNT, Stack, load_template
+from testkit.moto_server import MotoServer
+from testkit.repo import EVENTS, load_event
+from testkit.rules import Router
 
 TEMPLATE = load_template()
 RULES = ("ProxyParameterChanged", "NodegroupChanged", "LaunchTemplateChanged")
@@ -40,55 +41,13 @@ EXPECTED = {
     "schedule-drift-sweep.json": None,
 }
 
-Router = Callable[[dict[str, Any]], set[str]]
-
 
 def patterns(parameters: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The event pattern of each DispatchFunction EventBridgeRule, for these parameter values."""
-    stack = Stack(TEMPLATE, parameters)
-    events = TEMPLATE["Resources"]["DispatchFunction"]["Properties"]["Events"]
-    return {
-        name: stack.resolve(event["Properties"]["Pattern"])
-        for name, event in events.items()
-        if event["Type"] == "EventBridgeRule"
-    }
+    return rules.patterns(parameters, TEMPLATE)
 
 
 def make_router(moto: MotoServer, parameters: dict[str, str]) -> Router:
-    """Install the template's rules on the moto server; the router returns the names of the rules an event matches."""
-    events, sqs = moto.client("events"), moto.client("sqs")
-    queues: dict[str, str] = {}
-    for name, pattern in patterns(parameters).items():
-        url = sqs.create_queue(QueueName=f"rule-{name}")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-        events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": arn}])
-        queues[name] = url
-
-    def route(event: dict[str, Any]) -> set[str]:
-        result = events.put_events(Entries=[entry(event)])
-        assert result["FailedEntryCount"] == 0, result
-        matched = set()
-        for name, url in queues.items():
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            for message in messages:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                assert json.loads(message["Body"])["detail"] == event["detail"]
-                matched.add(name)
-        return matched
-
-    return route
-
-
-def entry(event: dict[str, Any]) -> dict[str, Any]:
-    """A PutEvents entry carrying a sample; moto wraps it in the envelope (account 123456789012, eu-west-1)."""
-    return {
-        "Source": event["source"],
-        "DetailType": event["detail-type"],
-        "Detail": json.dumps(event["detail"]),
-        "Resources": event["resources"],
-        "Time": datetime.fromisoformat(event["time"].replace("Z", "+00:00")).astimezone(UTC),
-    }
+    return rules.make_router(moto, parameters, TEMPLATE)
 
 
 @pytest.fixture

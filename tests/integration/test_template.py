@@ -1,7 +1,7 @@
 """template.yaml as a user meets it: `sam validate --lint`, `sam build` without Docker, what gets deployed, IAM.
 
 `sam build` runs once per module (a module fixture) into a temporary directory; the content checks evaluate the
-template for concrete parameter values with tests/integration/cfn_template.py, and the IAM checks look at the
+template for concrete parameter values with testkit/cfn_template.py, and the IAM checks look at the
 CloudFormation that SAM generates (roles included), not only at what we wrote.
 """
 
@@ -20,9 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, require_tool
-from tests.conftest import load_event as load_event_sample
-from tests.integration.cfn_template import (
+from testkit.cfn_template import (
     ACCOUNT,
     REGION,
     REPO,
@@ -31,6 +29,8 @@ from tests.integration.cfn_template import (
     load_template,
     sam_transform,
 )
+from testkit.repo import load_event as load_event_sample
+from testkit.tools import IN_CI, require_tool
 
 TEMPLATE = load_template()
 FUNCTIONS = {

@@ -2,8 +2,8 @@
 cluster from the moto server over HTTP, driven through the real handler with a realistic task input.
 
 moto's DescribeCluster answers with a made-up endpoint and a random "CA": the one seam in these tests is
-``_PointedAtFake`` below, which passes DescribeCluster through to moto and swaps only those two fields for the fake
-API server's, so the handler's own parsing of the answer still runs.
+``testkit.fake_k8s.PointedAtFake``, which passes DescribeCluster through to moto and swaps only those two fields for
+the fake API server's, so the handler's own parsing of the answer still runs.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from eks_proxy.checks.eks_token import eks_token
 from eks_proxy.checks.kube_client import KubernetesClient
 from eks_proxy.checks.verify import LABEL_MANAGED_BY, LABEL_NODEGROUP, LABEL_RUN, VerificationError, verify_pulls
 
-from tests.conftest import MotoServer, load_handler, require_tool, structured_logs
-from tests.integration.fake_k8s import FakeKubernetes, Outcome
-from tests.integration.nodesim.pki import ServerCert, issue_cert, make_ca
+from testkit.fake_k8s import FakeKubernetes, Outcome, PointedAtFake
+from testkit.moto_server import MotoServer
+from testkit.nodesim.pki import ServerCert, issue_cert, make_ca
+from testkit.repo import load_handler, structured_logs
+from testkit.tools import require_tool
 
 NAMESPACE = "eks-proxy-verify"
 IMAGE = "docker.io/library/busybox:1.36"
@@ -66,29 +68,13 @@ def handler(moto_server: MotoServer) -> ModuleType:
     return load_handler("verify", {"VERIFY_POLL_SECONDS": "0.05"})
 
 
-class _PointedAtFake:
-    """An EKS client whose DescribeCluster comes from moto, with endpoint + CA swapped for the fake API server's."""
-
-    def __init__(self, eks: Any, fake: FakeKubernetes) -> None:
-        self._eks = eks
-        self._fake = fake
-        self.described: list[str] = []
-
-    def describe_cluster(self, name: str) -> dict[str, Any]:
-        answer = self._eks.describe_cluster(name=name)  # moto over HTTP: the cluster must really exist
-        self.described.append(answer["cluster"]["name"])
-        answer["cluster"]["endpoint"] = self._fake.url
-        answer["cluster"]["certificateAuthority"] = {"data": base64.b64encode(self._fake.ca_pem.encode()).decode()}
-        return answer
-
-
 @pytest.fixture
-def seam(handler: ModuleType, fake: FakeKubernetes, monkeypatch: pytest.MonkeyPatch) -> list[_PointedAtFake]:
+def seam(handler: ModuleType, fake: FakeKubernetes, monkeypatch: pytest.MonkeyPatch) -> list[PointedAtFake]:
     real = handler.cluster_access
-    made: list[_PointedAtFake] = []
+    made: list[PointedAtFake] = []
 
     def pointed(eks: Any, name: str) -> Any:
-        made.append(_PointedAtFake(eks, fake))
+        made.append(PointedAtFake(eks, fake))
         return real(made[-1], name)
 
     monkeypatch.setattr(handler, "cluster_access", pointed)
@@ -134,7 +120,7 @@ def _script(fake: FakeKubernetes, nodes: list[str], *outcomes: Outcome) -> None:
 
 
 def test_all_nodes_pull(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     nodes = _cluster_with_nodes(moto_server, {"ng-a": 3, "ng-b": 1})["ng-a"]
     _script(fake, nodes, "pulled", "pulled", "pulled")
@@ -163,7 +149,7 @@ def test_all_nodes_pull(
 def test_mixed_outcomes_fail_with_kubelet_message_and_timeout(
     handler: ModuleType,
     fake: FakeKubernetes,
-    seam: list[_PointedAtFake],
+    seam: list[PointedAtFake],
     moto_server: MotoServer,
     lambda_context: Any,
     capsys: pytest.CaptureFixture[str],
@@ -195,7 +181,7 @@ def test_mixed_outcomes_fail_with_kubelet_message_and_timeout(
 
 
 def test_leftovers_of_this_nodegroup_are_cleaned_first(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
     _script(fake, nodes, "pulled")
@@ -215,7 +201,7 @@ def test_leftovers_of_this_nodegroup_are_cleaned_first(
 
 
 def test_missing_namespace_without_rights_is_a_clear_error(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     nodes = _cluster_with_nodes(moto_server, {"ng-a": 2})["ng-a"]
     _script(fake, nodes, "pulled", "pulled")
@@ -230,7 +216,7 @@ def test_missing_namespace_without_rights_is_a_clear_error(
 
 
 def test_missing_namespace_is_created_when_allowed(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
     _script(fake, nodes, "pulled")
@@ -319,7 +305,7 @@ def test_the_task_cannot_choose_the_image(
 
 
 def test_no_running_nodes_is_nothing_to_verify(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     _cluster_with_nodes(moto_server, {"ng-other": 1})
 
@@ -403,7 +389,7 @@ def eks_token_without_header() -> str:
 
 
 def test_budget_leaves_time_to_delete_the_pods(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     """Asked for 240 s with 31 s of Lambda time left: polls for 1 s, then still deletes every pod."""
     nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
@@ -418,7 +404,7 @@ def test_budget_leaves_time_to_delete_the_pods(
 
 
 def test_defaults_come_from_the_environment(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     """A task input with only cluster and node group (or nulls) uses VERIFY_IMAGE / VERIFY_NAMESPACE."""
     nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]
@@ -452,7 +438,7 @@ def test_api_server_blips_while_polling_are_ridden_out(fake: FakeKubernetes) -> 
 def test_handler_logs_carry_the_change_id_as_correlation_id(
     handler: ModuleType,
     fake: FakeKubernetes,
-    seam: list[_PointedAtFake],
+    seam: list[PointedAtFake],
     moto_server: MotoServer,
     lambda_context: Any,
 ) -> None:

@@ -20,7 +20,7 @@ from eks_proxy.engine.contracts import (
     rollout_input,
 )
 
-from tests.conftest import load_event
+from testkit.repo import load_event
 
 
 def test_nodegroup_ref_step_side_names_the_kind_of_name() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from eks_proxy.engine.contracts import EventError, parse_trigger
 
-from tests.conftest import load_event
+from testkit.repo import load_event
 
 
 def test_ssm_samples() -> None:

@@ -9,7 +9,7 @@ from eks_proxy.config import Settings
 from eks_proxy.engine.contracts import parse_trigger
 from eks_proxy.engine.scope import Ignored, Scope, scope_for
 
-from tests.conftest import load_event
+from testkit.repo import load_event
 
 OWN_ROLE = "arn:aws:iam::123456789012:role/eks-proxy-RolloutStepFunctionRole-ABC123"
 SETTINGS = Settings(

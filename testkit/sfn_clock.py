@@ -46,7 +46,7 @@ def fast_forward(scale: float = 0.0) -> Iterator[Clock]:
     clock = Clock(scale=scale)
     shim = types.SimpleNamespace(**{name: getattr(time, name) for name in dir(time) if not name.startswith("_")})
     shim.sleep = clock.sleep
-    original_time = retrier_decl.time
+    original_time = retrier_decl.time  # type: ignore[attr-defined]
     original_wait = WaitFunction._wait_interval
 
     def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
@@ -55,10 +55,10 @@ def fast_forward(scale: float = 0.0) -> Iterator[Clock]:
         if wait_seconds > 0 and scale > 0:
             env.program_state_event.wait(wait_seconds * scale)
 
-    retrier_decl.time = shim  # type: ignore[assignment]
+    retrier_decl.time = shim  # type: ignore[attr-defined,assignment]
     WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
     try:
         yield clock
     finally:
-        retrier_decl.time = original_time
+        retrier_decl.time = original_time  # type: ignore[attr-defined]
         WaitFunction._wait_interval = original_wait  # type: ignore[method-assign]

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from tests.integration.nodesim.pki import ServerCert
+from testkit.nodesim.pki import ServerCert
 
 Outcome = Literal["pulled", "err_image_pull", "never_scheduled"]
 
@@ -337,6 +337,27 @@ class FakeKubernetes:
         if query.get("X-Amz-Expires") != "60":
             return "X-Amz-Expires is not 60"
         return None
+
+
+class PointedAtFake:
+    """An EKS client whose DescribeCluster comes from moto, with endpoint + CA swapped for the fake API server's.
+
+    moto's DescribeCluster answers with a made-up endpoint and a random "CA": this is the one seam between the verify
+    handler and the fake API server; the handler's own parsing of the answer still runs. `described` lists the
+    clusters asked for.
+    """
+
+    def __init__(self, eks: Any, fake: FakeKubernetes) -> None:
+        self._eks = eks
+        self._fake = fake
+        self.described: list[str] = []
+
+    def describe_cluster(self, name: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._eks.describe_cluster(name=name)  # moto over HTTP: the cluster must exist
+        self.described.append(answer["cluster"]["name"])
+        answer["cluster"]["endpoint"] = self._fake.url
+        answer["cluster"]["certificateAuthority"] = {"data": base64.b64encode(self._fake.ca_pem.encode()).decode()}
+        return answer
 
 
 class _Handler(BaseHTTPRequestHandler):

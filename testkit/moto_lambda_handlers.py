@@ -18,7 +18,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaBackend
 
-from tests.integration.engine_world import FakeContext
+from testkit.engine_world import FakeContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
 HANDLERS: dict[str, Handler] = {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 ASL = REPO / "statemachine" / "rollout.asl.json"
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "template.yaml"
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -35,7 +35,8 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 
     template, matches = decode_str(path.read_text())
     assert not matches, matches
-    return _plain(template)
+    plain: dict[str, Any] = _plain(template)
+    return plain
 
 
 def _plain(node: Any) -> Any:
