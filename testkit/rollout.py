@@ -87,6 +87,14 @@ def finished(world: World, arn: str, timeout: float = 120) -> dict[str, Any]:
     raise AssertionError(f"execution still running after {timeout}s")
 
 
+def rolled_out(world: World) -> str:
+    """One rollout of the current value, dispatched and run to its end (succeeded or failed); its execution ARN."""
+    started = dispatch(world)
+    execution = finished(world, started["execution_arn"])
+    assert execution["status"] in {"SUCCEEDED", "FAILED"}
+    return str(started["execution_arn"])
+
+
 def update_calls(nodegroup: str) -> list[str]:
     """The launch template versions UpdateNodegroupVersion was asked for, for one node group, in order."""
     return [c["launchTemplate"]["version"] for c in moto_eks_updates.CALLS if c["nodegroup"] == nodegroup]

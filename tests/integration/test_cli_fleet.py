@@ -1,5 +1,5 @@
 """`eks-proxy fleet` as users run it (a process), against the moto server over HTTP, on rollouts the real state machine
-ran (tests/integration/test_rollout_sm.py's world: real dispatch, the ASL executed by moto's engine, the real
+ran (testkit/rollout.py's world: real dispatch, the ASL executed by moto's engine, the real
 rollout_step handler, EKS updates scripted by our moto extension).
 
 Every state a node group can be shown in that this world can produce (current, drift, out of scope, waiting for
@@ -13,20 +13,30 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import pytest
 from eks_proxy.engine.fleet import STATES
 
-from tests.conftest import MotoServer, free_port
-from tests.integration import moto_eks_updates
-from tests.integration import test_rollout_sm as rollout_sm
-from tests.integration.engine_world import World
-from tests.integration.test_cli_status import COMMAND, assert_refused, rolled_out
+from testkit import moto_eks_updates
+from testkit.cli import COMMAND, assert_refused
+from testkit.engine_world import World
+from testkit.moto_server import MotoServer
+from testkit.repo import free_port
+from testkit.rollout import Stubs, rolled_out, rollout_world
 
-# The state machine tests' fixtures (pytest finds fixtures by name in the module).
-stubs = rollout_sm.stubs
-world = rollout_sm.world
+
+@pytest.fixture
+def stubs() -> Stubs:
+    return Stubs()
+
+
+@pytest.fixture
+def world(moto_server: MotoServer, stubs: Stubs) -> Iterator[World]:
+    with rollout_world(moto_server, stubs) as w:
+        yield w
 
 
 def fleet(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -11,18 +11,17 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
 
 from testkit import moto_eks_updates
+from testkit.cli import COMMAND, assert_refused
 from testkit.engine_world import World
 from testkit.moto_server import MotoServer
-from testkit.rollout import Stubs, dispatch, finished, rollout_world
+from testkit.rollout import Stubs, rolled_out, rollout_world
 
 
 @pytest.fixture
@@ -36,28 +35,10 @@ def world(moto_server: MotoServer, stubs: Stubs) -> Iterator[World]:
         yield w
 
 
-CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
-COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli.main"]
-
-
 def status(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*COMMAND, "status", *args], capture_output=True, text=True, timeout=120, env=dict(os.environ)
     )
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode == 2, result
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("eks-proxy: error: "), result.stderr
-    assert fragment in result.stderr, result.stderr
-
-
-def rolled_out(world: World) -> str:
-    started = dispatch(world)
-    execution = finished(world, started["execution_arn"])
-    assert execution["status"] in {"SUCCEEDED", "FAILED"}
-    return str(started["execution_arn"])
 
 
 def test_successful_rollout_per_nodegroup(world: World) -> None:

@@ -260,7 +260,7 @@ def _manifest_rbac(namespace: str = NAMESPACE) -> dict[tuple[str, str], set[str]
 
 
 def test_verification_needs_no_more_than_the_role_it_documents(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     """Exactly the Role of `eks-proxy verify-access` (RBAC enforced by the fake API server) in a namespace enforcing
     the restricted Pod Security Standard: a pull, a failed pull (events read), leftovers deleted, all work."""
@@ -290,7 +290,7 @@ def test_a_pod_that_breaks_the_restricted_standard_is_refused_by_the_fake(fake: 
 
 
 def test_the_task_cannot_choose_the_image(
-    handler: ModuleType, fake: FakeKubernetes, seam: list[_PointedAtFake], moto_server: MotoServer, lambda_context: Any
+    handler: ModuleType, fake: FakeKubernetes, seam: list[PointedAtFake], moto_server: MotoServer, lambda_context: Any
 ) -> None:
     """Whoever can invoke the function gets VERIFY_IMAGE on the nodes, never an image of their choice."""
     nodes = _cluster_with_nodes(moto_server, {"ng-a": 1})["ng-a"]

@@ -34,7 +34,7 @@ from eks_proxy.userdata.render.bottlerocket import https_proxy_setting
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.nodesim.bottlerocket import (
+from testkit.nodesim.bottlerocket import (
     BottlerocketSettingsError,
     ParsedUrl,
     UrlParseError,
