@@ -24,10 +24,11 @@ import pytest
 from eks_proxy import metrics as registry
 from eks_proxy.engine import steps
 
-from tests.conftest import REPO, load_handler, require_tool, structured_logs
-from tests.integration.cfn_template import Stack, load_template
-from tests.integration.engine_world import FakeContext
-from tests.integration.logs_insights import events_from_lines, run_query
+from testkit.cfn_template import Stack, load_template
+from testkit.engine_world import FakeContext
+from testkit.logs_insights import events_from_lines, run_query
+from testkit.repo import REPO, load_handler, structured_logs
+from testkit.tools import require_tool
 
 pytestmark = pytest.mark.slow
 

@@ -366,7 +366,7 @@ def _decisions_fingerprints(world: World) -> set[str]:
 
 
 def test_a_ca_rotation_is_a_new_change_like_a_proxy_change(world: World) -> None:
-    from tests.ca_pem import ca_pem
+    from testkit.ca_pem import ca_pem
 
     world.template("prod-ng-a")
     world.nodegroup("prod", "ng-a", template="prod-ng-a")
@@ -387,7 +387,7 @@ def test_a_ca_rotation_is_a_new_change_like_a_proxy_change(world: World) -> None
 
 
 def test_a_ca_change_while_no_value_names_one_changes_nothing(world: World) -> None:
-    from tests.ca_pem import ca_pem
+    from testkit.ca_pem import ca_pem
 
     world.template("prod-ng-a")
     world.nodegroup("prod", "ng-a", template="prod-ng-a")
@@ -401,7 +401,7 @@ def test_a_ca_change_while_no_value_names_one_changes_nothing(world: World) -> N
 
 @pytest.mark.parametrize("problem", ["missing", "private-key", "leaf", "not-pem", "other-parameter"])
 def test_a_bad_ca_bundle_is_an_invalid_value_nothing_started(world: World, problem: str) -> None:
-    from tests.ca_pem import ca_pem, private_key_pem
+    from testkit.ca_pem import ca_pem, private_key_pem
 
     world.template("prod-ng-a")
     world.nodegroup("prod", "ng-a", template="prod-ng-a")

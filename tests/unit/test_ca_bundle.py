@@ -26,8 +26,8 @@ from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tests.ca_pem as ca_pem_module
-from tests.ca_pem import pem
+import testkit.ca_pem as ca_pem_module
+from testkit.ca_pem import pem
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 _KEY = ec.generate_private_key(ec.SECP256R1())

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.integration.logs_insights import UnsupportedQuery, events_from_lines, run_query
+from testkit.logs_insights import UnsupportedQuery, events_from_lines, run_query
 
 LINES = [
     json.dumps({"timestamp": "2026-12-01 10:00:00,000+0000", "message": "decision", "cluster": "prod",

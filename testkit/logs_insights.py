@@ -26,6 +26,20 @@ from typing import Any
 Row = dict[str, Any]
 
 
+def _either(a: Callable[[Row], Any], b: Callable[[Row], Any]) -> Callable[[Row], bool]:
+    return lambda row: bool(a(row)) or bool(b(row))
+
+
+def _both(a: Callable[[Row], Any], b: Callable[[Row], Any]) -> Callable[[Row], bool]:
+    return lambda row: bool(a(row)) and bool(b(row))
+
+
+def _compared(
+    left: Callable[[Row], Any], compare: Callable[[Any, Any], bool], right: Callable[[Row], Any]
+) -> Callable[[Row], bool]:
+    return lambda row: left(row) is not None and compare(left(row), right(row))
+
+
 class UnsupportedQuery(ValueError):
     """The query uses something this evaluator does not implement."""
 
@@ -138,16 +152,14 @@ class _Parser:
         left = self.conjunction()
         while self.peek("or"):
             self.take()
-            right, first = self.conjunction(), left
-            left = lambda row, a=first, b=right: bool(a(row)) or bool(b(row))  # noqa: E731
+            left = _either(left, self.conjunction())
         return left
 
     def conjunction(self) -> Callable[[Row], Any]:
         left = self.negation()
         while self.peek("and"):
             self.take()
-            right, first = self.negation(), left
-            left = lambda row, a=first, b=right: bool(a(row)) and bool(b(row))  # noqa: E731
+            left = _both(left, self.negation())
         return left
 
     def negation(self) -> Callable[[Row], Any]:
@@ -179,8 +191,7 @@ class _Parser:
         for op, fn in _COMPARE.items():
             if self.peek(op):
                 self.take()
-                right = self.operand()
-                return lambda row, f=fn: left(row) is not None and f(left(row), right(row))
+                return _compared(left, fn, self.operand())
         return left
 
     def literal_list(self) -> list[Any]:
