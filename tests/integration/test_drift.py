@@ -3,7 +3,7 @@
 never fix by itself.
 
 The real dispatch handler with the real sweep event, the ASL executed by moto's engine with the real rollout step
-(as in test_rollout_sm.py, whose fixtures these tests use); days pass through `eks_proxy.engine.drift.now`, the one
+(testkit/rollout.py's world, as in test_rollout_sm.py); days pass through `eks_proxy.engine.drift.now`, the one
 seam, while the executions' own start and stop dates are moto's.
 """
 
@@ -12,18 +12,31 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import load_event, load_handler
-from tests.integration import moto_eks_updates
-from tests.integration.engine_world import FakeContext, World
-from tests.integration.sfn_clock import fast_forward
-from tests.integration.test_rollout_sm import NODEGROUPS, finished, stubs, update_calls, world  # noqa: F401
+from testkit import moto_eks_updates
+from testkit.engine_world import FakeContext, World
+from testkit.moto_server import MotoServer
+from testkit.repo import load_event, load_handler
+from testkit.rollout import NODEGROUPS, Stubs, finished, rollout_world, update_calls
+from testkit.sfn_clock import fast_forward
 
 SWEEP = "schedule-drift-sweep"
+
+
+@pytest.fixture
+def stubs() -> Stubs:
+    return Stubs()
+
+
+@pytest.fixture
+def world(moto_server: MotoServer, stubs: Stubs) -> Iterator[World]:
+    with rollout_world(moto_server, stubs) as w:
+        yield w
 
 
 class Sweeps:
@@ -50,7 +63,7 @@ class Sweeps:
 
 
 @pytest.fixture
-def sweeps(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Sweeps:  # noqa: F811
+def sweeps(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Sweeps:
     return Sweeps(world, monkeypatch, capsys)
 
 
@@ -71,7 +84,7 @@ def _settle(w: World) -> None:
 
 
 def test_a_failing_rollout_is_retried_across_days_with_backoff_and_drift_alarms_until_fixed(
-    world: World,  # noqa: F811
+    world: World,
     sweeps: Sweeps,
 ) -> None:
     moto_eks_updates.script("prod", "ng-a", outcome="Failed", polls=0)  # the canary fails, every time, for now
@@ -136,7 +149,7 @@ def test_backoff_grows_1_2_4_8_then_every_16_days() -> None:
 
 
 def test_nodegroups_that_cannot_be_merged_raise_the_alarm_not_only_a_warning(
-    world: World,  # noqa: F811
+    world: World,
     sweeps: Sweeps,
 ) -> None:
     """Custom AMI without the OS hint, gzip user data, user data too large to take our part: a sweep with nothing

@@ -16,16 +16,21 @@ from __future__ import annotations
 import base64
 import errno
 import http.client
-import shutil
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from testkit.nodesim import bottlerocket, nodeadm, samples
-from testkit.nodesim.boot import BOOTHOOK, NODECONFIG, BootResult, parse_user_data
+from testkit.nodesim.boot import BOOTHOOK, BootResult, parse_user_data
+from testkit.nodesim.eks import (
+    API_HOST,
+    SERVICE_CIDR,
+    as_launched_by_eks,
+    context_args,
+    eks_proxy_cli,
+)
 from testkit.nodesim.image import build_oci_image, pull_image, push_image
 from testkit.nodesim.pki import issue_cert, make_ca
 from testkit.nodesim.services import start_registry, start_tinyproxy
@@ -43,36 +48,18 @@ from testkit.nodesim.testbed import (
 )
 from testkit.tools import require_tool
 
-REGION = "eu-west-1"
-SERVICE_CIDR = "172.20.0.0/16"
-CLUSTER_ENDPOINT = "https://0123456789ABCDEF0123456789ABCDEF.gr7.eu-west-1.eks.amazonaws.com"
-API_HOST = "0123456789abcdef0123456789abcdef.gr7.eu-west-1.eks.amazonaws.com"
 PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy")
 UNITS = {"al2023": ("containerd", "kubelet"), "al2": ("containerd", "kubelet", "sandbox-image")}
 
 netns = pytest.mark.netns
 
 
-# --- how users touch it: the CLI, and what EKS adds to the user data -------------------------------------------
-
-
-def _cli() -> str:
-    beside_python = Path(sys.executable).with_name("eks-proxy")
-    found = str(beside_python) if beside_python.exists() else shutil.which("eks-proxy")
-    assert found, "the eks-proxy console script is not installed (make install)"
-    return found
-
-
-def _context_args(vpc_cidrs: tuple[str, ...]) -> list[str]:
-    args = ["--region", REGION, "--service-cidr", SERVICE_CIDR, "--cluster-endpoint", CLUSTER_ENDPOINT]
-    for cidr in vpc_cidrs:
-        args += ["--vpc-cidr", cidr]
-    return args
+# --- how users touch it: the CLI (what EKS adds to the user data: testkit/nodesim/eks.py) --------------------------
 
 
 def render(node_os: str, value: str, *, vpc_cidrs: tuple[str, ...] = ()) -> bytes:
     """`eks-proxy render ...` as a user runs it; no --vpc-cidr by default, so the boothook must read it from IMDS."""
-    cmd = [_cli(), "render", "--value", value, "--os", node_os, *_context_args(vpc_cidrs)]
+    cmd = [eks_proxy_cli(), "render", "--value", value, "--os", node_os, *context_args(vpc_cidrs)]
     done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout, "eks-proxy render wrote nothing"
@@ -80,44 +67,10 @@ def render(node_os: str, value: str, *, vpc_cidrs: tuple[str, ...] = ()) -> byte
 
 
 def inject(existing: bytes, node_os: str, value: str) -> bytes:
-    cmd = [_cli(), "inject", "--value", value, "--os", node_os, *_context_args(()), "-"]
+    cmd = [eks_proxy_cli(), "inject", "--value", value, "--os", node_os, *context_args(()), "-"]
     done = subprocess.run(cmd, input=existing, capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
-
-
-EKS_NODECONFIG = f"""---
-apiVersion: node.eks.aws/v1alpha1
-kind: NodeConfig
-spec:
-  cluster:
-    name: demo
-    apiServerEndpoint: {CLUSTER_ENDPOINT}
-    certificateAuthority: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t
-    cidr: {SERVICE_CIDR}
-"""
-# Stands in for EKS's `/etc/eks/bootstrap.sh <cluster>` part: it records which drop-ins exist when it runs
-# (bootstrap.sh starts containerd and kubelet, so ours must already be there).
-EKS_BOOTSTRAP = """#!/bin/bash
-set -e
-mkdir -p /var/lib/nodesim-eks
-ls /etc/systemd/system/containerd.service.d/ > /var/lib/nodesim-eks/containerd-dropins-at-bootstrap
-"""
-EKS_BOTTLEROCKET = f"""
-[settings.kubernetes]
-cluster-name = "demo"
-api-server = "{CLUSTER_ENDPOINT}"
-cluster-certificate = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"
-"""
-
-
-def as_launched_by_eks(user_data: bytes, node_os: str) -> bytes:
-    """What the node really receives: EKS appends its own part after ours (MIME) or its settings (TOML)."""
-    if node_os == "bottlerocket":
-        return user_data + EKS_BOTTLEROCKET.encode()
-    parts = [(p.content_type, p.payload.decode()) for p in parse_user_data(user_data)]
-    eks_part = (NODECONFIG, EKS_NODECONFIG) if node_os == "al2023" else ("text/x-shellscript", EKS_BOOTSTRAP)
-    return samples.mime(*parts, eks_part)
 
 
 def without_parts(user_data: bytes, content_type: str) -> bytes:

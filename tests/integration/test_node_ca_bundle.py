@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.integration.nodesim.boot import ADMIN_ANCHORS, EXTRACTED_BUNDLE, BootResult
-from tests.integration.nodesim.testbed import NODE_IP, REGISTRY_NAME, REGISTRY_PORT, Testbed
-from tests.integration.test_node_boot import _cli, _context_args, as_launched_by_eks
+from testkit.nodesim.boot import ADMIN_ANCHORS, EXTRACTED_BUNDLE, BootResult
+from testkit.nodesim.eks import as_launched_by_eks, context_args, eks_proxy_cli
+from testkit.nodesim.testbed import NODE_IP, REGISTRY_NAME, REGISTRY_PORT, Testbed
+from testkit.tools import require_tool
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 UNKNOWN_AUTHORITY = "certificate signed by unknown authority"
@@ -43,7 +43,7 @@ def _ca_file(bed: Testbed, tmp_path: Path) -> Path:
 def render(node_os: str, value: str, ca_file: Path | None) -> bytes:
     """`eks-proxy render` as a user runs it, with `--ca-bundle FILE` when given."""
     extra = ["--ca-bundle", str(ca_file)] if ca_file else []
-    cmd = [_cli(), "render", "--value", value, "--os", node_os, *_context_args(()), *extra]
+    cmd = [eks_proxy_cli(), "render", "--value", value, "--os", node_os, *context_args(()), *extra]
     done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout

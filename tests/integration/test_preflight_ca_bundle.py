@@ -18,9 +18,11 @@ from eks_proxy.checks.preflight import preflight
 from eks_proxy.proxy.ca_bundle import parse_ca_bundle
 from eks_proxy.proxy.value import parse_proxy_value
 
-from tests.conftest import MotoServer, load_handler, require_tool
-from tests.integration.nodesim.pki import CertificateAuthority, issue_cert, make_ca
-from tests.integration.nodesim.services import ProxyService, RegistryService, start_registry, start_squid_bump
+from testkit.moto_server import MotoServer
+from testkit.nodesim.pki import CertificateAuthority, issue_cert, make_ca
+from testkit.nodesim.services import ProxyService, RegistryService, start_registry, start_squid_bump
+from testkit.repo import load_handler
+from testkit.tools import require_tool
 
 pytestmark = pytest.mark.slow
 VALUE = {"ca_bundle": "/eks-proxy/ca-bundle"}

@@ -25,7 +25,7 @@ from eks_proxy.userdata.merge import (
 )
 from eks_proxy.userdata.node_os import NodeOS
 
-from tests.ca_pem import ca_pem
+from testkit.ca_pem import ca_pem
 
 CONTEXT = NodeContext(region="eu-west-1", service_cidr="172.20.0.0/16", vpc_cidrs=("10.0.0.0/16",))
 VALUE = '{"http_proxy": "http://10.0.0.10:3128", "ca_bundle": "/eks-proxy/ca-bundle"}'
@@ -159,7 +159,7 @@ def test_cli_render_and_inject_take_the_bundle_from_a_file(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("problem", ["leaf", "key", "missing", "huge"])
 def test_cli_refuses_a_bad_bundle_file_in_one_line(tmp_path: Path, problem: str) -> None:
-    from tests.ca_pem import private_key_pem
+    from testkit.ca_pem import private_key_pem
 
     ca_file = tmp_path / "ca.pem"
     content = {
