@@ -45,7 +45,7 @@ def _read_value(parameter: ParameterRef) -> str | PreflightResult:
 @logger.inject_lambda_context(log_event=False, correlation_id_path="change_id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    task = PreflightTask.from_event(event)  # bad input: task_input.ValidationError, nothing contacted
+    task = PreflightTask.from_event(event)  # bad input: contracts.ValidationError, nothing contacted
     registry = task.registry or SETTINGS.registry_probe
     logger.append_keys(parameter=task.parameter.name, parameter_version=task.parameter.version, registry=registry)
     value = _read_value(task.parameter)

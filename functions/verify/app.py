@@ -40,7 +40,7 @@ def _budget(timeout: int, context: LambdaContext) -> int:
 @logger.inject_lambda_context(log_event=False, correlation_id_path="change_id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    task = VerifyTask.from_event(event)  # bad input: task_input.ValidationError, nothing touched
+    task = VerifyTask.from_event(event)  # bad input: contracts.ValidationError, nothing touched
     # The image is the stack's VerifyImage, whatever the task says: whoever can invoke this function must not be
     # able to run an image of their choice on every node of a node group.
     image = SETTINGS.verify_image
