@@ -9,10 +9,11 @@ How each figure is measured:
   in a fresh python3.13 with `-B` (no bytecode cache written; the bench checks that nothing was written). The
   runtime's boto3 is a copy of this environment's boto3 and its dependencies, compiled by python3.13 once, as the
   Lambda runtime ships them.
-- Cold import of a handler: the seconds `import app` takes with sys.path = [the function, the layer, the runtime]
-  (interpreter start-up excluded); `import boto3` alone is timed the same way. The two run in turn, A B A B ...;
-  each pair gives a ratio and the median ratio is reported (the machine's speed drifts less within a pair).
-  Goal: every handler <= 1.2x `import boto3`.
+- Cold import of a handler: the CPU seconds (and the wall seconds) `import app` takes with sys.path = [the function,
+  the layer, the runtime] (interpreter start-up excluded); `import boto3` alone is timed the same way. The two run
+  in turn, A B A B ...; each pair gives a ratio and the median ratio is reported (the machine's speed drifts less
+  within a pair). CPU time is the figure held to the goal: a Lambda sandbox has its vCPU to itself, a shared
+  machine does not. Goal: every handler <= 1.2x `import boto3`.
 - Layer size: every file under the layer's `python/` folder, unzipped, and zipped with DEFLATE as `sam package`
   does. Goal: <= 1.5 MB unzipped.
 """
@@ -48,9 +49,9 @@ ENV = {
 _TIMER = """
 import sys, time
 sys.path[:0] = sys.argv[2:]
-start = time.perf_counter()
+wall, cpu = time.perf_counter(), time.process_time()
 __import__(sys.argv[1])
-print(time.perf_counter() - start)
+print(time.process_time() - cpu, time.perf_counter() - wall)
 """
 
 
@@ -136,16 +137,24 @@ def _zipped(path: Path) -> int:
     return buffer.tell()
 
 
-def _import_seconds(python: str, module: str, path: list[Path]) -> float:
+def _import_seconds(python: str, module: str, path: list[Path]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of importing ``module`` in a fresh interpreter."""
     command = [python, "-I", "-B", "-c", _TIMER, module, *map(str, path)]
     done = subprocess.run(command, env={**ENV, "PATH": os.environ.get("PATH", "")}, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"import {module} from {path[0]} failed: {done.stderr[-1500:]}")
-    return float(done.stdout.strip().splitlines()[-1])
+    cpu, wall = done.stdout.strip().splitlines()[-1].split()
+    return float(cpu), float(wall)
 
 
-def cold_imports(python: str, layer: Path, functions: Path, runtime: Path) -> dict[str, tuple[float, float, float]]:
-    """Per function: (median ms of `import app`, median ms of `import boto3`, median of the per-pair ratios)."""
+def cold_imports(
+    python: str, layer: Path, functions: Path, runtime: Path
+) -> dict[str, tuple[float, float, float, float]]:
+    """Per function: median ms of `import app` and of `import boto3` (CPU), median per-pair ratio (CPU, wall).
+
+    CPU time is the primary figure: a Lambda sandbox has its vCPU to itself, a shared build machine does not, and
+    its wall time then mostly measures the neighbours.
+    """
     figures = {}
     for function in FUNCTIONS:
         pairs = []
@@ -154,9 +163,10 @@ def cold_imports(python: str, layer: Path, functions: Path, runtime: Path) -> di
             boto3 = _import_seconds(python, "boto3", [layer, runtime])
             pairs.append((app, boto3))
         figures[function] = (
-            statistics.median(a for a, _ in pairs) * 1000,
-            statistics.median(b for _, b in pairs) * 1000,
-            statistics.median(a / b for a, b in pairs),
+            statistics.median(a[0] for a, _ in pairs) * 1000,
+            statistics.median(b[0] for _, b in pairs) * 1000,
+            statistics.median(a[0] / b[0] for a, b in pairs),
+            statistics.median(a[1] / b[1] for a, b in pairs),
         )
     return figures
 
@@ -183,12 +193,12 @@ def measure(label: str, python: str, source: Path, work: Path, runtime: Path) ->
             + (" OVER THE GOAL" if label == "after" and size > GOAL_LAYER_BYTES else ""),
         )
     ]
-    for function, (app_ms, boto3_ms, ratio) in figures.items():
+    for function, (app_ms, boto3_ms, ratio, wall_ratio) in figures.items():
         over = " OVER THE GOAL" if label == "after" and ratio > GOAL_RATIO else ""
         rows.append(
             (
                 f"cold import {label}: {function} / import boto3 (goal <= {GOAL_RATIO}x)",
-                f"{ratio:.2f}x ({app_ms:.0f} ms vs {boto3_ms:.0f} ms){over}",
+                f"{ratio:.2f}x CPU ({app_ms:.0f} ms vs {boto3_ms:.0f} ms); wall {wall_ratio:.2f}x{over}",
             )
         )
     if "no python3.13 here" in output:
@@ -204,7 +214,7 @@ def figures() -> list[tuple[str, str]]:
         rows = [
             (
                 "cold import: how",
-                f"{python}, -B, layer and functions read-only, median ratio of {RUNS} handler/boto3 pairs",
+                f"{python}, -B, layer and functions read-only, median ratio of {RUNS} handler/boto3 pairs (CPU time)",
             )
         ]
         if BEFORE:
