@@ -265,6 +265,53 @@ def test_bottlerocket_settings_give_containerd_the_proxy(testbed: Testbed) -> No
     assert_pulls_through_proxy(testbed, env)
 
 
+TEAMMATES_PROXY_NODECONFIG = """apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  instance:
+    environment:
+      default:
+        HTTP_PROXY: {proxy}
+        HTTPS_PROXY: {proxy}
+        NO_PROXY: registry.team.internal,localhost
+"""
+
+
+@netns
+@pytest.mark.parametrize("ami", ["nodeadm-with-environment", "nodeadm-before-v20251007"])
+def test_al2023_a_teammates_later_proxy_nodeconfig_loses_to_ours_after_inject(testbed: Testbed, ami: str) -> None:
+    """A teammate appends a NodeConfig with another (here: dead) proxy after ours. nodeadm's merge, later part wins,
+    gives the node THEIR proxy; `eks-proxy inject` (what the engine's refresh runs) moves ours last and keeps their
+    NO_PROXY entries, and the node boots with our proxy on both nodeadm generations."""
+    ours = [(p.content_type, p.payload.decode()) for p in parse_user_data(render("al2023", testbed.proxy_value))]
+    teammate = (NODECONFIG, TEAMMATES_PROXY_NODECONFIG.format(proxy=testbed.dead_proxy_value))
+    later = samples.mime(*ours, teammate)
+    nodeconfigs = [p.payload for p in parse_user_data(later) if p.content_type == NODECONFIG]
+    before = nodeadm.load_documents(nodeconfigs)["spec"]["instance"]["environment"]["default"]
+    assert before["HTTPS_PROXY"] == testbed.dead_proxy_value  # the problem: their part wins
+
+    fixed = inject(later, "al2023", testbed.proxy_value)
+    booted = testbed.boot(as_launched_by_eks(fixed, "al2023"), nodeadm_environment=ami == "nodeadm-with-environment")
+    assert_clean_boot(booted)
+    for unit in UNITS["al2023"]:
+        no_proxy = assert_proxy_environment(booted.environment(unit).env, testbed.proxy_value)
+        assert "registry.team.internal" in no_proxy and VPC_CIDR in no_proxy, (unit, no_proxy)
+    assert booted.nodeadm
+    if ami == "nodeadm-with-environment":
+        assert_proxy_environment(booted.nodeadm.process_env, testbed.proxy_value)  # nodeadm's own EC2 calls
+    assert_pulls_through_proxy(testbed, booted.environment("containerd").env)
+
+
+def test_bottlerocket_keeps_the_teams_no_proxy_entries() -> None:
+    """Bottlerocket: an existing no-proxy list is kept after ours (it was replaced before)."""
+    existing = b'[settings.network]\nhttps-proxy = "10.9.9.9:8080"\nno-proxy = ["registry.team.internal"]\n'
+    user_data = as_launched_by_eks(inject(existing, "bottlerocket", "http://10.0.0.10:3128"), "bottlerocket")
+    env = bottlerocket.containerd_environment(user_data)
+    assert env["HTTPS_PROXY"] == "http://10.0.0.10:3128"
+    no_proxy = env["NO_PROXY"].split(",")
+    assert "registry.team.internal" in no_proxy and no_proxy.index("registry.team.internal") > no_proxy.index(IMDS_IP)
+
+
 # --- controls: the test bed must be able to fail -----------------------------------------------------------------
 
 

@@ -409,7 +409,8 @@ def test_al2023_boothook_reads_the_values_from_our_nodeconfig(tmp_path: Path, sh
     assert isinstance(user_data, bytes) and (b"\r\n" in user_data) == crlf
     root = _run_boothook(tmp_path, shell, ("containerd", "kubelet"), "up", "10.0.0.0/16\n", user_data=user_data)
     values = _env_file(root)
-    no_proxy = ",".join(compute_no_proxy(config, context)) + ",10.0.0.0/16"
+    # Their NO_PROXY entries join ours (after ours); their proxy does not win: ours comes later.
+    no_proxy = ",".join(compute_no_proxy(config, context)) + ",theirs.example,10.0.0.0/16"
     assert values == {
         "HTTP_PROXY": "http://[fd00::10]:3128",
         "http_proxy": "http://[fd00::10]:3128",

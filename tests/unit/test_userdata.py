@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import email
 import gzip
@@ -11,8 +12,11 @@ import sys
 import tomllib
 
 import pytest
+import yaml
+from eks_proxy.engine.reconcile import reconcile_nodegroup
+from eks_proxy.model import LaunchTemplateRef, NodegroupState, Outcome, TemplateVersion
 from eks_proxy.proxy.no_proxy import NodeContext
-from eks_proxy.proxy.value import parse_proxy_value
+from eks_proxy.proxy.value import parse_proxy_value, validate_no_proxy_entry
 from eks_proxy.userdata.merge import (
     USER_DATA_LIMIT,
     InjectResult,
@@ -23,8 +27,13 @@ from eks_proxy.userdata.merge import (
     render_userdata,
 )
 from eks_proxy.userdata.node_os import NodeOS
+from eks_proxy.userdata.nodeconfig import PROXY_KEYS, read_proxy_settings
+from eks_proxy.userdata.render import proxy_environment
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
+from tests.integration.nodesim import nodeadm
+from tests.integration.nodesim.bottlerocket import pluto_https_proxy
 
 CONFIG = parse_proxy_value("http://10.0.0.10:3128")
 MOVED = parse_proxy_value("http://10.0.0.11:3128")
@@ -274,7 +283,8 @@ def test_bottlerocket_sets_our_keys_and_keeps_everything_else() -> None:
     settings_ = tomllib.loads(text)["settings"]
     assert settings_["network"]["https-proxy"] == "http://10.0.0.10:3128"
     assert settings_["network"]["hostname"] == "node-1"
-    assert "legacy.corp" not in settings_["network"]["no-proxy"] and "localhost" in settings_["network"]["no-proxy"]
+    # Deliberately changed: the user's existing entry is kept after ours (union), no longer replaced.
+    assert settings_["network"]["no-proxy"][-1] == "legacy.corp" and "localhost" in settings_["network"]["no-proxy"]
     assert settings_["kubernetes"]["cluster-name"] == "prod" and settings_["host-containers"]["admin"]["enabled"]
     assert find_fingerprint(result.user_data) == result.fingerprint
     again = inject(result.user_data, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET)
@@ -282,6 +292,52 @@ def test_bottlerocket_sets_our_keys_and_keeps_everything_else() -> None:
     moved = inject(result.user_data, MOVED, CONTEXT, NodeOS.BOTTLEROCKET)
     assert tomllib.loads(moved.user_data.decode())["settings"]["network"]["https-proxy"] == "http://10.0.0.11:3128"
     assert moved.user_data.count(b"eks-proxy fingerprint=") == 1
+    assert tomllib.loads(moved.user_data.decode())["settings"]["network"]["no-proxy"].count("legacy.corp") == 1
+
+
+def _no_proxy(user_data: bytes | str) -> list[str]:
+    text = user_data.decode() if isinstance(user_data, bytes) else user_data
+    result = tomllib.loads(text)["settings"]["network"]["no-proxy"]
+    assert isinstance(result, list)
+    return result
+
+
+def test_bottlerocket_keeps_the_users_no_proxy_entries_through_refreshes() -> None:
+    """Union, ours first; every refresh re-derives ours and keeps theirs, so nothing accumulates or doubles."""
+    ours = list(proxy_environment(CONFIG, CONTEXT).no_proxy)
+    existing = (
+        b'[settings.network]\nhttps-proxy = "old:8080"\n'
+        b'no-proxy = ["registry.team.internal", "localhost", "*", "bad entry", "10.20.0.0/16",\n'
+        b'            "Registry.Team.Internal"]\n'
+    )
+    first = inject(existing, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).user_data
+    assert isinstance(first, bytes)
+    # localhost is already ours; "*" (would turn the proxy off) and malformed entries are dropped; case-normalized.
+    assert _no_proxy(first) == [*ours, "registry.team.internal", "10.20.0.0/16"]
+    assert f"# eks-proxy manages the first {len(ours)} entries".encode() in first
+    # A teammate appends an entry later: it is theirs too.
+    edited = first.replace(b'"10.20.0.0/16"]', b'"10.20.0.0/16", "build.team.internal"]')
+    current: bytes | str = edited
+    for config in (MOVED, CONFIG, MOVED, CONFIG):
+        result = inject(current, config, CONTEXT, NodeOS.BOTTLEROCKET)
+        assert result.changed
+        current = result.user_data
+        expected = [*proxy_environment(config, CONTEXT).no_proxy]
+        assert _no_proxy(current) == [*expected, "registry.team.internal", "10.20.0.0/16", "build.team.internal"]
+    assert inject(current, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).changed is False
+    # Ours shrinks (no VPC endpoint names): theirs still follow, the count says where.
+    shrunk = parse_proxy_value('{"http_proxy": "http://10.0.0.10:3128", "vpc_endpoints": false}')
+    fewer = inject(current, shrunk, CONTEXT, NodeOS.BOTTLEROCKET).user_data
+    assert _no_proxy(fewer)[-3:] == ["registry.team.internal", "10.20.0.0/16", "build.team.internal"]
+    assert len(_no_proxy(fewer)) == len(proxy_environment(shrunk, CONTEXT).no_proxy) + 3
+
+
+def test_bottlerocket_list_written_by_the_first_renderer_is_all_ours() -> None:
+    """Renderer version 1 replaced the list and wrote no count: nothing in it is the user's."""
+    old = render_userdata(CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).split(b" # eks-proxy manages")[0] + b"\n"
+    assert find_fingerprint(old) and b"manages the first" not in old
+    refreshed = inject(old, MOVED, CONTEXT, NodeOS.BOTTLEROCKET).user_data
+    assert _no_proxy(refreshed) == list(proxy_environment(MOVED, CONTEXT).no_proxy)
 
 
 _TOML_LINES = [
@@ -345,6 +401,7 @@ def test_bottlerocket_any_toml_gets_our_keys_or_a_clean_refusal(lines: list[str]
     after = tomllib.loads(result.user_data.decode())
     network = after["settings"]["network"]
     assert network["https-proxy"] == "http://10.0.0.10:3128" and "localhost" in network["no-proxy"]
+    assert pluto_https_proxy(network["https-proxy"])  # a URL Bottlerocket's pluto can parse at boot
     assert _settings_but_ours(after) == _settings_but_ours(before)
     assert inject(result.user_data, CONFIG, CONTEXT, NodeOS.BOTTLEROCKET).changed is False
 
@@ -495,3 +552,170 @@ def test_wrapping_properties(script: list[str], crlf: bool) -> None:
     assert isinstance(once.user_data, bytes)
     assert _payloads(once.user_data)[0] == ("text/x-shellscript", raw)
     assert inject(once.user_data, CONFIG, CONTEXT, NodeOS.AL2023).changed is False
+
+
+# --- al2023: users' own NodeConfig proxy settings -----------------------------------------------------------------
+
+TEAMMATES_NODECONFIG = (
+    b"Content-Type: application/node.eks.aws\r\n\r\n---\r\napiVersion: node.eks.aws/v1alpha1\r\nkind: NodeConfig\r\n"
+    b"spec:\r\n  instance:\r\n    environment:\r\n      default:\r\n        HTTPS_PROXY: http://old-proxy:8080\r\n"
+    b"        NO_PROXY: registry.team.internal,*,10.20.0.0/16,localhost\r\n\r\n"
+)
+
+
+def _nodeconfigs(user_data: bytes) -> list[bytes]:
+    return [payload for content_type, payload in _payloads(user_data) if content_type == "application/node.eks.aws"]
+
+
+def test_al2023_a_later_users_proxy_nodeconfig_is_taken_over() -> None:
+    """A teammate appends a NodeConfig with proxy variables after ours: nodeadm's merge (later wins) would give the
+    node their proxy while the fingerprint still matches. inject sees it: their NO_PROXY entries join ours, our
+    parts move last, and `changed` tells the engine to refresh."""
+    ours_first = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    assert isinstance(ours_first, bytes)
+    close = b"--==MYBOUNDARY==--"
+    later = ours_first.replace(close, b"--==MYBOUNDARY==\r\n" + TEAMMATES_NODECONFIG + close)
+    assert find_fingerprint(later) == desired_fingerprint(CONFIG, CONTEXT, NodeOS.AL2023)  # looks up to date...
+    merged_before = nodeadm.load_documents(_nodeconfigs(later))
+    assert merged_before["spec"]["instance"]["environment"]["default"]["HTTPS_PROXY"] == "http://old-proxy:8080"
+
+    result = inject(later, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert result.changed and isinstance(result.user_data, bytes)  # ...but is not
+    types = [content_type for content_type, _ in _payloads(result.user_data)]
+    assert types[-2:] == ["application/node.eks.aws", "text/cloud-boothook"]  # ours last again
+    assert TEAMMATES_NODECONFIG in result.user_data  # theirs kept byte for byte
+    default = nodeadm.load_documents(_nodeconfigs(result.user_data))["spec"]["instance"]["environment"]["default"]
+    ours = ",".join(proxy_environment(CONFIG, CONTEXT).no_proxy)
+    assert default["HTTPS_PROXY"] == default["https_proxy"] == "http://10.0.0.10:3128"
+    assert default["NO_PROXY"] == default["no_proxy"] == ours + ",registry.team.internal,10.20.0.0/16"  # no "*"
+    assert find_fingerprint(result.user_data) == result.fingerprint
+    again = inject(result.user_data, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert again.changed is False
+    moved = inject(result.user_data, MOVED, CONTEXT, NodeOS.AL2023).user_data  # a refresh keeps their entries
+    assert isinstance(moved, bytes) and moved.count(b"registry.team.internal") == 2  # theirs and ours, once each
+
+
+def test_al2023_users_earlier_no_proxy_entries_are_kept() -> None:
+    """A user's NodeConfig before ours: our NO_PROXY would replace theirs in nodeadm's merge; their entries join."""
+    before = EXISTING.replace(FOREIGN_NODECONFIG, TEAMMATES_NODECONFIG)
+    result = inject(before, CONFIG, CONTEXT, NodeOS.AL2023)
+    assert isinstance(result.user_data, bytes)
+    types = [content_type for content_type, _ in _payloads(result.user_data)]
+    assert types == [
+        "application/node.eks.aws",
+        "text/x-shellscript",
+        "application/node.eks.aws",
+        "text/cloud-boothook",
+    ]
+    default = nodeadm.load_documents(_nodeconfigs(result.user_data))["spec"]["instance"]["environment"]["default"]
+    assert default["NO_PROXY"].endswith(",registry.team.internal,10.20.0.0/16")
+    assert default["HTTPS_PROXY"] == "http://10.0.0.10:3128"
+
+
+def test_al2023_a_later_nodeconfig_without_proxy_variables_stays_after_ours() -> None:
+    ours_first = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    assert isinstance(ours_first, bytes)
+    close = b"--==MYBOUNDARY==--"
+    later = ours_first.replace(close, b"--==MYBOUNDARY==\r\n" + FOREIGN_NODECONFIG + close)
+    assert inject(later, CONFIG, CONTEXT, NodeOS.AL2023).changed is False
+
+
+def test_the_engine_refreshes_a_nodegroup_whose_later_part_overrides_the_proxy() -> None:
+    ours_first = inject(EXISTING, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    assert isinstance(ours_first, bytes)
+    later = ours_first.replace(
+        b"--==MYBOUNDARY==--", b"--==MYBOUNDARY==\r\n" + TEAMMATES_NODECONFIG + b"--==MYBOUNDARY==--"
+    )
+    ng = NodegroupState("prod", "ng-a", "ACTIVE", "AL2023_x86_64_STANDARD", LaunchTemplateRef("lt-1", None, 4), {})
+    decision = reconcile_nodegroup(ng, TemplateVersion(4, base64.b64encode(later).decode()), CONFIG, CONTEXT)
+    assert decision.outcome is Outcome.CREATE_VERSION
+    up_to_date = inject(later, CONFIG, CONTEXT, NodeOS.AL2023).user_data
+    assert isinstance(up_to_date, bytes)
+    decision = reconcile_nodegroup(ng, TemplateVersion(5, base64.b64encode(up_to_date).decode()), CONFIG, CONTEXT)
+    assert decision.outcome is Outcome.UP_TO_DATE
+
+
+# --- the NodeConfig reader, checked against a YAML parser -----------------------------------------------------------
+
+_ENTRIES = st.lists(
+    st.sampled_from(
+        ["registry.team.internal", "Build.Corp", "10.20.0.0/16", "fd00::1", "*", "bad entry", "localhost", "x_y", ""]
+    ),
+    max_size=4,
+).map(",".join)
+_SCALAR_ONLY = st.sampled_from(["yes", "no", "on", "10", "10.5", "~", "null", "0x1f", "TRUE"])
+
+
+@st.composite
+def _nodeconfig_documents(draw: st.DrawFn) -> str:
+    """NodeConfig documents with proxy keys written in the forms the reader claims to read (and some it refuses)."""
+    lines = ["apiVersion: node.eks.aws/v1alpha1", "kind: NodeConfig", "spec:", "  instance:", "    environment:"]
+    anchors: list[str] = []
+    for scope in draw(
+        st.lists(st.sampled_from(["default", "containerd", "kubelet"]), min_size=1, max_size=3, unique=True)
+    ):
+        pairs: list[tuple[str, str]] = []
+        for _ in range(draw(st.integers(1, 3))):
+            key = draw(st.sampled_from(["NO_PROXY", "no_proxy", "No_Proxy", "HTTPS_PROXY", "http_proxy", "GODEBUG"]))
+            if any(k == key for k, _ in pairs):
+                continue
+            raw = draw(st.one_of(_ENTRIES, _SCALAR_ONLY))
+            form = draw(st.sampled_from(["plain", "single", "double", "anchor", "alias", "comment"]))
+            if form == "plain" and raw and raw[0] not in ",*&!|>%@`-?:[]{}#'\"" and " " not in raw:
+                value = raw
+            elif form == "single":
+                value = "'" + raw.replace("'", "''") + "'"
+            elif form == "anchor":
+                name = f"a{len(anchors)}"
+                anchors.append(name)
+                value = f'&{name} "{raw}"'
+            elif form == "alias" and anchors:
+                value = "*" + draw(st.sampled_from(anchors))
+            elif form == "comment":
+                value = f'"{raw}" # a comment: NO_PROXY: evil.example'
+            else:
+                value = f'"{raw}"'
+            pairs.append((key, value))
+        if draw(st.booleans()) and all(v[:1] in ("'", '"') and "#" not in v for _, v in pairs):
+            lines.append(f"      {scope}: {{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}")
+        else:
+            lines.append(f"      {scope}:")
+            lines.extend(f"        {k}: {v}" for k, v in pairs)
+    return "\n".join(lines) + "\n"
+
+
+def _with_yaml(text: str) -> tuple[bool, tuple[str, ...]]:
+    """The same answer from a real YAML 1.1 parser (as nodeadm's go-yaml reads it)."""
+    environment = yaml.safe_load(text)["spec"]["instance"]["environment"]
+    sets_proxy, entries = False, []
+    for variables in environment.values():
+        for key, value in variables.items():
+            if key.upper() in PROXY_KEYS:
+                sets_proxy = True
+                if key.upper() == "NO_PROXY" and isinstance(value, str):
+                    for raw in value.split(","):
+                        with contextlib.suppress(ValueError):
+                            entries.append(validate_no_proxy_entry(raw.strip()))
+    return sets_proxy, tuple(dict.fromkeys(entries))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_nodeconfig_documents(), crlf=st.booleans())
+def test_the_nodeconfig_reader_agrees_with_a_yaml_parser(text: str, crlf: bool) -> None:
+    found = read_proxy_settings((text.replace("\n", "\r\n") if crlf else text).encode())
+    assert (found.sets_proxy, found.no_proxy) == _with_yaml(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "|\n          registry.team.internal",
+        ">-\n          registry.team.internal",
+        "\n          registry.team.internal",
+    ],
+)
+def test_the_nodeconfig_reader_leaves_multi_line_values_out(value: str) -> None:
+    """Values it does not read give no entries (ours alone, as before), but still count as setting the proxy."""
+    text = f"kind: NodeConfig\nspec:\n  instance:\n    environment:\n      default:\n        NO_PROXY: {value}\n"
+    assert read_proxy_settings(text.encode()) == read_proxy_settings(b"NO_PROXY: |\n") != read_proxy_settings(b"")
+    assert read_proxy_settings(text.encode()).no_proxy == ()

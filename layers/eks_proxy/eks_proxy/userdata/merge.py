@@ -9,6 +9,9 @@ the document's headers, preamble, epilogue and line endings. Our parts (see rend
 are replaced in place on refresh (at the position of the first one; any others are dropped, never duplicated)
 and go last when added: nodeadm merges NodeConfig parts in MIME order with later parts winning, so a stale
 hand-made proxy environment in a user's NodeConfig cannot override ours (EKS still appends its own part after).
+al2023, users' own NodeConfig parts (nodeconfig.py): their NO_PROXY entries join ours (after ours), and when one
+that sets proxy variables comes after ours (added later), our parts move last again: the node gets our proxy, and
+``inject(...).changed`` says so, so the engine refreshes such a node group although its fingerprint is current.
 A non-MIME user data that cloud-init would recognize by its first line (``#!``,
 ``#cloud-config``, ``#cloud-boothook``, ...) or a bare NodeConfig is wrapped, byte for byte, as one part.
 Whitespace-only input counts as empty.
@@ -27,13 +30,14 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eks_proxy.proxy.no_proxy import NodeContext
 from eks_proxy.proxy.value import ProxyConfig
 from eks_proxy.userdata import mime
 from eks_proxy.userdata.node_os import NodeOS
-from eks_proxy.userdata.render import MARKER_RE, RENDERER_VERSION, RenderedPart, al2, al2023, proxy_environment
+from eks_proxy.userdata.nodeconfig import read_proxy_settings
+from eks_proxy.userdata.render import MARKER_RE, RENDERER_VERSION, ProxyEnvironment, al2, al2023, proxy_environment
 from eks_proxy.userdata.render.bottlerocket import PKI_NAME, BottlerocketError, apply_ca_bundle, apply_settings
 
 USER_DATA_LIMIT = 16384
@@ -129,7 +133,7 @@ def inject(existing: bytes | str, config: ProxyConfig, context: NodeContext, nod
     if node_os is NodeOS.BOTTLEROCKET:
         merged = _inject_toml(raw, config, context, fingerprint)
     else:
-        merged = _inject_mime(raw, _our_parts(config, context, node_os, fingerprint), fingerprint)
+        merged = _inject_mime(raw, proxy_environment(config, context), node_os, fingerprint)
     if merged == raw:
         return InjectResult(existing, fingerprint, changed=False)
     if len(merged) > USER_DATA_LIMIT:
@@ -237,14 +241,7 @@ def _is_text(data: bytes) -> bool:
 # --- Amazon Linux: MIME ---------------------------------------------------------------------------------------
 
 
-def _our_parts(config: ProxyConfig, context: NodeContext, node_os: NodeOS, fingerprint: str) -> list[RenderedPart]:
-    env = proxy_environment(config, context)
-    if node_os is NodeOS.AL2023:
-        return al2023.render_parts(env, fingerprint)
-    return al2.render_parts(env, fingerprint)
-
-
-def _inject_mime(raw: bytes, ours: list[RenderedPart], fingerprint: str) -> bytes:
+def _inject_mime(raw: bytes, env: ProxyEnvironment, node_os: NodeOS, fingerprint: str) -> bytes:
     if not raw.strip():
         document = mime.new_document(BOUNDARY, [])
     elif mime.looks_like_mime(raw):
@@ -254,6 +251,18 @@ def _inject_mime(raw: bytes, ours: list[RenderedPart], fingerprint: str) -> byte
             raise UserDataError(str(exc)) from None
     else:
         document = _wrap(raw)
+    parts = list(document.parts)
+    mine = [index for index, part in enumerate(parts) if _is_ours(part)]
+    kept = [part for index, part in enumerate(parts) if index not in mine]
+    position = mine[0] if mine else len(parts)
+    if node_os is NodeOS.AL2023:
+        theirs, last_setter = _users_nodeconfig_proxy(parts, mine)
+        env = replace(env, no_proxy=tuple(dict.fromkeys((*env.no_proxy, *theirs))))
+        if last_setter > position:
+            position = len(kept)  # a user's proxy settings after ours would win in nodeadm's merge
+        ours = al2023.render_parts(env, fingerprint)
+    else:
+        ours = al2.render_parts(env, fingerprint)
     new_parts = [
         mime.build_part(
             document.delimiter_line(),
@@ -266,12 +275,23 @@ def _inject_mime(raw: bytes, ours: list[RenderedPart], fingerprint: str) -> byte
     for part in new_parts:
         if b"\n--" + document.boundary in part.raw:
             raise UserDataError("the user data's MIME boundary occurs in our own content; cannot merge safely")
-    parts = list(document.parts)
-    mine = [index for index, part in enumerate(parts) if _is_ours(part)]
-    position = mine[0] if mine else len(parts)
-    kept = [part for index, part in enumerate(parts) if index not in mine]
     kept[position:position] = new_parts
     return document.with_parts(kept).join()
+
+
+def _users_nodeconfig_proxy(parts: list[mime.MimePart], mine: list[int]) -> tuple[list[str], int]:
+    """The NO_PROXY entries of the user's NodeConfig parts (in order) and the index of the last one that sets proxy
+    variables (-1: none)."""
+    entries: list[str] = []
+    last_setter = -1
+    for index, part in enumerate(parts):
+        if index in mine or part.headers().get_content_type() != al2023.NODECONFIG_CONTENT_TYPE:
+            continue
+        found = read_proxy_settings(part.body())
+        entries.extend(found.no_proxy)
+        if found.sets_proxy:
+            last_setter = index
+    return entries, last_setter
 
 
 def _wrap(raw: bytes) -> mime.MultipartDocument:

@@ -12,9 +12,11 @@
    CIDRs read from IMDS to NO_PROXY); on AMIs whose nodeadm predates the environment field it is what configures
    containerd and kubelet.
 
-Our parts go after the user's own parts when first added (and stay where they are on refresh): nodeadm merges
-NodeConfig parts in MIME order with later parts winning, so a stale proxy environment in a user's NodeConfig cannot
-override ours. EKS appends its own part after all of them (it sets no environment).
+Our parts go after the user's own parts when first added (and stay where they are on refresh, unless a user's
+NodeConfig part setting proxy variables has come after them: then they move last again): nodeadm merges NodeConfig
+parts in MIME order with later parts winning, so a stale proxy environment in a user's NodeConfig cannot override
+ours. The NO_PROXY entries of users' NodeConfig parts join ours (merge.py, userdata/nodeconfig.py). EKS appends its
+own part after all of them (it sets no environment).
 """
 
 from __future__ import annotations

@@ -3,7 +3,21 @@
 We own exactly two keys of ``[settings.network]``: ``https-proxy`` (a URL with its scheme, see below; Bottlerocket
 has no ``http-proxy`` setting and applies this one to containerd, host-containerd and kubelet) and ``no-proxy`` (a list;
 Bottlerocket adds localhost and the API server itself). Every other setting and comment is kept as it is
-(tomlkit preserves formatting); users add their own NO_PROXY entries through the proxy value's ``no_proxy``.
+(tomlkit preserves formatting).
+
+``no-proxy`` is shared with the user: ours first, then theirs (union, no duplicates). To tell them apart at the next
+refresh, the ``no-proxy`` line carries a trailing comment ``# eks-proxy manages the first <N> entries``; the entries
+after those N are the user's and are kept by every refresh (a refresh re-derives ours, so nothing accumulates).
+Where the user's entries come from:
+
+- first take-over (no marker on ``https-proxy``): every entry of the existing list;
+- our marker and the count comment: the entries after the first N (so entries a user appends later are kept too;
+  one inserted among ours counts as ours);
+- our marker without a count (renderer version 1, which replaced the list): none.
+
+Only entries that pass the proxy value's ``no_proxy`` validation are kept (normalized; ``*``, which would turn
+the proxy off, and anything malformed are dropped). A user's entry equal to one of ours is kept once, as ours: should
+ours later lose it, it goes too (add such entries to the proxy value's ``no_proxy`` instead).
 The marker is a trailing comment on the ``https-proxy`` line. Without a ``settings.network`` yet, a new
 ``[settings.network]`` table is appended after the user's bytes. Every result is read back with ``tomllib`` (our
 two values, every other setting unchanged) and must parse with tomlkit again; otherwise it is refused.
@@ -24,13 +38,17 @@ true``; :func:`apply_ca_bundle`): a third key space we own, removed again when t
 from __future__ import annotations
 
 import base64
+import re
 import tomllib
 from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
+from eks_proxy.proxy.value import ProxyValueError, validate_no_proxy_entry
 from eks_proxy.userdata.render import MARKER_RE, ProxyEnvironment, marker_text
+
+_OWNED_COUNT = re.compile(r"eks-proxy manages the first (\d{1,4}) entries")
 
 
 class BottlerocketError(ValueError):
@@ -54,7 +72,7 @@ def apply_settings(text: str, env: ProxyEnvironment, fingerprint: str) -> str:
     >>> print(apply_settings("", ProxyEnvironment("http://p:1", "http://p:1", ("localhost",)), "0" * 16), end="")
     [settings.network]
     https-proxy = "http://p:1" # eks-proxy fingerprint=0000000000000000 (managed, do not edit)
-    no-proxy = ["localhost"]
+    no-proxy = ["localhost"] # eks-proxy manages the first 1 entries
     """
     try:
         # A final newline first: tomlkit can glue a key it appends onto an unterminated last line (invalid TOML).
@@ -63,31 +81,71 @@ def apply_settings(text: str, env: ProxyEnvironment, fingerprint: str) -> str:
         raise BottlerocketError(f"user data is not valid TOML ({_one_line(exc)}); Bottlerocket expects TOML") from None
     network = _network_table(doc)
     https_value = https_proxy_setting(env)
-    no_proxy = list(env.no_proxy)
     current = network.get("https-proxy") if network is not None else None
-    current_comment = getattr(getattr(current, "trivia", None), "comment", "") or ""
-    found = MARKER_RE.search(current_comment)
+    found = MARKER_RE.search(_comment(current))
+    current_no_proxy = network.get("no-proxy") if network is not None else None
+    ours = list(env.no_proxy)
+    no_proxy = ours + [
+        entry for entry in _users_entries(current_no_proxy, ours_before=found is not None) if entry not in ours
+    ]
     up_to_date = (
         current is not None
         and _plain(current) == https_value
         and found is not None
         and found.group(1) == fingerprint
-        and network is not None
-        and _plain(network.get("no-proxy")) == no_proxy
+        and _plain(current_no_proxy) == no_proxy
+        and _owned_count(current_no_proxy) == len(ours)
     )
     if up_to_date:
         return text
     if network is None:
         # A new [settings.network] table goes after everything, the user's bytes untouched: inserted by tomlkit
         # after top-level dotted keys (settings.motd = ...), it captured the dotted keys that followed it.
-        block = _new_network_table(https_value, no_proxy, fingerprint)
+        block = _new_network_table(https_value, no_proxy, len(ours), fingerprint)
         result = (text if text.endswith("\n") else text + "\n") + "\n" + block if text else block
     else:
         network["https-proxy"] = _proxy_item(https_value, fingerprint)
-        network["no-proxy"] = no_proxy
+        network["no-proxy"] = _no_proxy_item(no_proxy, len(ours))
         result = doc.as_string()
     _check_result(text, result, https_value, no_proxy)
     return result
+
+
+def _users_entries(item: Any, *, ours_before: bool) -> list[str]:
+    """The user's entries in the current ``no-proxy`` (see the module docstring), validated and normalized."""
+    current = _plain(item)
+    if not isinstance(current, list):
+        return []
+    if ours_before:
+        count = _owned_count(item)
+        current = current[count:] if count is not None else []
+    kept: list[str] = []
+    for entry in current:
+        if not isinstance(entry, str):
+            continue
+        try:
+            normalized = validate_no_proxy_entry(entry)
+        except ProxyValueError:
+            continue
+        if normalized not in kept:
+            kept.append(normalized)
+    return kept
+
+
+def _owned_count(item: Any) -> int | None:
+    """N from the ``no-proxy`` line's ``# eks-proxy manages the first N entries``; None without it."""
+    found = _OWNED_COUNT.search(_comment(item))
+    return int(found.group(1)) if found else None
+
+
+def _comment(item: Any) -> str:
+    return str(getattr(getattr(item, "trivia", None), "comment", "") or "")
+
+
+def _no_proxy_item(no_proxy: list[str], owned: int) -> Any:
+    item = tomlkit.item(no_proxy)
+    item.comment(f"eks-proxy manages the first {owned} entries")
+    return item
 
 
 def _proxy_item(https_value: str, fingerprint: str) -> Any:
@@ -96,13 +154,13 @@ def _proxy_item(https_value: str, fingerprint: str) -> Any:
     return item
 
 
-def _new_network_table(https_value: str, no_proxy: list[str], fingerprint: str) -> str:
+def _new_network_table(https_value: str, no_proxy: list[str], owned: int, fingerprint: str) -> str:
     """``[settings.network]`` with our two keys, as TOML text."""
     doc = tomlkit.document()
     settings = tomlkit.table(is_super_table=True)
     network = tomlkit.table()
     network["https-proxy"] = _proxy_item(https_value, fingerprint)
-    network["no-proxy"] = no_proxy
+    network["no-proxy"] = _no_proxy_item(no_proxy, owned)
     settings["network"] = network
     doc["settings"] = settings
     block: str = doc.as_string()
