@@ -57,6 +57,10 @@ class AwsClients:
     def sns(self) -> Any:
         return self._client("sns")
 
+    @cached_property
+    def cloudformation(self) -> Any:
+        return self._client("cloudformation")
+
     @property
     def region(self) -> str:
         return str(self.eks.meta.region_name)

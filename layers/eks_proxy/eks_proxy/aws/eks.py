@@ -91,6 +91,17 @@ def describe_nodegroup(eks: Any, cluster: str, nodegroup: str) -> NodegroupState
     )
 
 
+def cluster_exists(eks: Any, cluster: str) -> bool:
+    """Whether the cluster exists in the client's region (DescribeCluster)."""
+    try:
+        eks.describe_cluster(name=cluster)
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
 def describe_cluster(eks: Any, cluster: str) -> ClusterInfo:
     """Endpoint, service CIDR and VPC of a cluster."""
     c = eks.describe_cluster(name=cluster)["cluster"]

@@ -1,7 +1,10 @@
-"""Step Functions: an execution of the rollout state machine looked up by its (deterministic) name."""
+"""Step Functions: start a rollout execution (dispatch), look one up by its deterministic name (the sweep's retries),
+read executions back (`eks-proxy status` and `fleet`)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,3 +49,48 @@ def find_execution(sfn: Any, state_machine_arn: str, name: str) -> ExecutionStat
     return ExecutionState(
         name=name, status=str(found["status"]), started_at=found.get("startDate"), stopped_at=found.get("stopDate")
     )
+
+
+class StateMachineNotFound(LookupError):
+    """The state machine ARN names nothing (or is malformed)."""
+
+
+def start_execution(sfn: Any, state_machine_arn: str, name: str, document: Mapping[str, Any]) -> str | None:
+    """Start `name` with `document` as its input; its ARN, or None when an execution of that name already exists
+    (the name is the dedup key: a duplicate change finds its rollout already started)."""
+    try:
+        started = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(document))
+    except ClientError as error:
+        if error_code(error) == "ExecutionAlreadyExists":
+            return None
+        raise
+    return str(started["executionArn"])
+
+
+def list_executions(
+    sfn: Any, state_machine_arn: str, max_results: int, token: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of executions (ListExecutions' items) and the next page's token; `StateMachineNotFound`."""
+    page_args = {"nextToken": token} if token else {}
+    try:
+        listed = sfn.list_executions(stateMachineArn=state_machine_arn, maxResults=max_results, **page_args)
+    except ClientError as error:
+        if error_code(error) in {"StateMachineDoesNotExist", "InvalidArn"}:
+            raise StateMachineNotFound(f"state machine {state_machine_arn} not found") from None
+        raise
+    return list(listed.get("executions", [])), listed.get("nextToken") or None
+
+
+def describe_execution(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    """DescribeExecution's answer (name, status, input, output, dates, error, cause)."""
+    return dict(sfn.describe_execution(executionArn=execution_arn))
+
+
+def succeeded_step_outputs(sfn: Any, execution_arn: str) -> Iterator[str]:
+    """The output text of every Lambda or service task that succeeded in an execution's history (paginated)."""
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        for event in page.get("events", []):
+            for key in ("lambdaFunctionSucceededEventDetails", "taskSucceededEventDetails"):
+                text = (event.get(key) or {}).get("output")
+                if text:
+                    yield str(text)

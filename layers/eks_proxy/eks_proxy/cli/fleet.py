@@ -82,34 +82,25 @@ def register(subparsers: Subparsers) -> None:
 
 def _stack_clusters(cloudformation: Any, stack: str) -> tuple[str, ...]:
     """The stack's ClusterNames parameter (the clusters eks-proxy manages)."""
-    stacks = cloudformation.describe_stacks(StackName=stack).get("Stacks") or []
-    for parameter in (stacks[0].get("Parameters") or []) if stacks else []:
-        if parameter.get("ParameterKey") == "ClusterNames":
-            return tuple(name.strip() for name in str(parameter.get("ParameterValue", "")).split(",") if name.strip())
-    return ()
+    from eks_proxy.aws.cloudformation import stack_parameter
+
+    names = stack_parameter(cloudformation, stack, "ClusterNames") or ""
+    return tuple(name.strip() for name in names.split(",") if name.strip())
 
 
 def recent_rollouts(sfn: Any, state_machine_arn: str, limit: int) -> list[Rollout]:
     """The `limit` newest executions with their per-node-group outcomes, read `READ_WORKERS` at a time."""
-    from botocore.exceptions import ClientError
-
-    from eks_proxy.aws.errors import error_code
+    from eks_proxy.aws.stepfunctions import StateMachineNotFound, list_executions
     from eks_proxy.cli.status import _rollout
 
     listed: list[dict[str, Any]] = []
     token: str | None = None
     while len(listed) < limit:
-        page_args = {"nextToken": token} if token else {}
         try:
-            page = sfn.list_executions(
-                stateMachineArn=state_machine_arn, maxResults=min(limit - len(listed), 1000), **page_args
-            )
-        except ClientError as error:
-            if error_code(error) in {"StateMachineDoesNotExist", "InvalidArn"}:
-                raise CliError(f"state machine {state_machine_arn} not found") from None
-            raise
-        listed.extend(page.get("executions", []))
-        token = page.get("nextToken")
+            page, token = list_executions(sfn, state_machine_arn, min(limit - len(listed), 1000), token)
+        except StateMachineNotFound as missing:
+            raise CliError(str(missing)) from None
+        listed.extend(page)
         if not token:
             break
     newest = sorted(listed, key=lambda e: e.get("startDate") or 0, reverse=True)[:limit]
@@ -156,8 +147,6 @@ def render_table(rows: list[FleetRow]) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import boto3
-
     from eks_proxy.aws.clients import AwsClients
     from eks_proxy.aws.eks import list_clusters
     from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
@@ -185,10 +174,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.state_machine:
         arn, source = args.state_machine, "--state-machine"
     else:
-        cloudformation = boto3.session.Session().client("cloudformation", region_name=args.region)
-        arn = state_machine_from_stack(cloudformation, args.stack)
+        arn = state_machine_from_stack(clients.cloudformation, args.stack)
         source = f"stack {args.stack} output {STACK_OUTPUT}"
-        clusters = clusters or _stack_clusters(cloudformation, args.stack)
+        clusters = clusters or _stack_clusters(clients.cloudformation, args.stack)
     clusters = clusters or tuple(list_clusters(clients.eks))
     _check_clusters(clients, clusters)
     settings = Settings(

@@ -34,10 +34,6 @@ EXIT_CHANGES = 3
 EXIT_AWS = 1
 
 
-class AwsUnavailable(Exception):
-    """AWS could not be asked (no credentials, no region, endpoint unreachable, access denied): exit 1."""
-
-
 def register(subparsers: Subparsers) -> None:
     """Add ``plan``."""
     parser = subparsers.add_parser("plan", help="show what a proxy value would change, per node group (read-only)")
@@ -57,29 +53,22 @@ def register(subparsers: Subparsers) -> None:
 
 @contextmanager
 def aws_errors() -> Iterator[None]:
-    """Turn SDK failures into one-line messages: AwsUnavailable (exit 1) or CliError for a thing that is not there."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
-    from eks_proxy.aws.errors import error_code
+    """Turn SDK failures into one-line messages: `AwsUnavailable` (exit 1), or CliError when no region is set."""
+    from eks_proxy.aws.errors import NoRegion, sdk_errors
 
     try:
-        yield
-    except NoRegionError:
+        with sdk_errors():
+            yield
+    except NoRegion:
         raise CliError("no AWS region: pass --region or set AWS_REGION") from None
-    except NoCredentialsError:
-        raise AwsUnavailable("no AWS credentials found (profile, environment or instance role)") from None
-    except ClientError as error:
-        code = error_code(error)
-        message = str(error.response.get("Error", {}).get("Message", "")) or code
-        raise AwsUnavailable(f"{code}: {message}") from None
-    except BotoCoreError as error:
-        raise AwsUnavailable(str(error)) from None
 
 
 def run_aws(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command handler: AwsUnavailable becomes one ``eks-proxy: error: ...`` line and exit 1."""
+    """Wrap a command handler: `AwsUnavailable` becomes one ``eks-proxy: error: ...`` line and exit 1."""
 
     def wrapped(args: argparse.Namespace) -> int:
+        from eks_proxy.aws.errors import AwsUnavailable
+
         try:
             with aws_errors():
                 return handler(args)
@@ -135,17 +124,11 @@ def planned_changes(clients: AwsClients, decisions: list[Decision]) -> list[Plan
 
 
 def _check_clusters(clients: AwsClients, clusters: tuple[str, ...]) -> None:
-    from botocore.exceptions import ClientError
-
-    from eks_proxy.aws.errors import error_code
+    from eks_proxy.aws.eks import cluster_exists
 
     for cluster in clusters:
-        try:
-            clients.eks.describe_cluster(name=cluster)
-        except ClientError as error:
-            if error_code(error) == "ResourceNotFoundException":
-                raise CliError(f"cluster {cluster!r} not found in {clients.region}") from None
-            raise
+        if not cluster_exists(clients.eks, cluster):
+            raise CliError(f"cluster {cluster!r} not found in {clients.region}")
 
 
 def _check_nodegroup(clients: AwsClients, cluster: str, nodegroup: str) -> None:

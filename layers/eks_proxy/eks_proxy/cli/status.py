@@ -73,19 +73,14 @@ def register(subparsers: Subparsers) -> None:
 
 def state_machine_from_stack(cloudformation: Any, stack: str) -> str:
     """The `RolloutStateMachineArn` output of the stack; CliError when the stack or the output is missing."""
-    from botocore.exceptions import ClientError
-
-    from eks_proxy.aws.errors import error_code
+    from eks_proxy.aws.cloudformation import StackNotFound, stack_output
 
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as error:
-        if error_code(error) == "ValidationError":  # CloudFormation's answer for a stack that does not exist
-            raise CliError(f"stack {stack!r} not found: pass --stack NAME or --state-machine ARN") from None
-        raise
-    for output in (stacks[0].get("Outputs") or []) if stacks else []:
-        if output.get("OutputKey") == STACK_OUTPUT:
-            return str(output["OutputValue"])
+        arn = stack_output(cloudformation, stack, STACK_OUTPUT)
+    except StackNotFound:
+        raise CliError(f"stack {stack!r} not found: pass --stack NAME or --state-machine ARN") from None
+    if arn is not None:
+        return arn
     raise CliError(f"stack {stack!r} has no output {STACK_OUTPUT}: is it the eks-proxy stack?")
 
 
@@ -102,22 +97,22 @@ def _records(value: Any) -> Iterator[NodegroupOutcome]:
 
 def _history_records(sfn: Any, arn: str) -> list[NodegroupOutcome]:
     """The `record` step results in an execution's history (an execution without output: failed or running)."""
+    from eks_proxy.aws.stepfunctions import succeeded_step_outputs
+
     found: list[NodegroupOutcome] = []
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        for event in page.get("events", []):
-            for key in ("lambdaFunctionSucceededEventDetails", "taskSucceededEventDetails"):
-                text = (event.get(key) or {}).get("output")
-                if text:
-                    try:
-                        found.extend(_records(json.loads(text)))
-                    except ValueError:
-                        continue
+    for text in succeeded_step_outputs(sfn, arn):
+        try:
+            found.extend(_records(json.loads(text)))
+        except ValueError:
+            continue
     return found
 
 
 def _rollout(sfn: Any, listed: dict[str, Any], cluster: str | None = None) -> Rollout | None:
     """The rollout of one listed execution; None when `cluster` is given and the rollout did not touch it."""
-    execution = sfn.describe_execution(executionArn=listed["executionArn"])
+    from eks_proxy.aws.stepfunctions import describe_execution
+
+    execution = describe_execution(sfn, listed["executionArn"])
     try:
         document = json.loads(execution.get("input") or "{}")
     except ValueError:
@@ -157,25 +152,18 @@ def find_rollouts(sfn: Any, state_machine_arn: str, limit: int = 5, cluster: str
     One state machine serves every cluster, so with `cluster` the executions are read newest first until `limit` of
     them touched it (at most CLUSTER_SCAN_LIMIT executions are looked at).
     """
-    from botocore.exceptions import ClientError
-
-    from eks_proxy.aws.errors import error_code
+    from eks_proxy.aws.stepfunctions import StateMachineNotFound, list_executions
 
     scan = limit if cluster is None else CLUSTER_SCAN_LIMIT
     found: list[Rollout] = []
     seen = 0
     token: str | None = None
     while True:
-        page_args = {"nextToken": token} if token else {}
         try:
-            listed = sfn.list_executions(
-                stateMachineArn=state_machine_arn, maxResults=max(1, min(scan - seen, 1000)), **page_args
-            )
-        except ClientError as error:
-            if error_code(error) in {"StateMachineDoesNotExist", "InvalidArn"}:
-                raise CliError(f"state machine {state_machine_arn} not found") from None
-            raise
-        executions = sorted(listed.get("executions", []), key=lambda e: e.get("startDate") or 0, reverse=True)
+            page, token = list_executions(sfn, state_machine_arn, max(1, min(scan - seen, 1000)), token)
+        except StateMachineNotFound as missing:
+            raise CliError(str(missing)) from None
+        executions = sorted(page, key=lambda e: e.get("startDate") or 0, reverse=True)
         for listed_execution in executions[: scan - seen]:
             rollout = _rollout(sfn, listed_execution, cluster)
             if rollout is not None:
@@ -183,7 +171,6 @@ def find_rollouts(sfn: Any, state_machine_arn: str, limit: int = 5, cluster: str
                 if len(found) == limit:
                     return found
         seen += min(len(executions), scan - seen)
-        token = listed.get("nextToken")
         if not token or seen >= scan or not executions:
             return found
 
@@ -226,11 +213,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.state_machine:
         arn, source = args.state_machine, "--state-machine"
     else:
-        import boto3  # AwsClients has no CloudFormation client: only `status` needs one
-
-        arn = state_machine_from_stack(
-            boto3.session.Session().client("cloudformation", region_name=args.region), args.stack
-        )
+        arn = state_machine_from_stack(clients.cloudformation, args.stack)
         source = f"stack {args.stack} output {STACK_OUTPUT}"
     rollouts = find_rollouts(clients.sfn, arn, args.limit, args.cluster)
     print(f"eks-proxy status: {arn} ({source})\n")

@@ -11,17 +11,14 @@ changes nothing; a duplicate change finds its execution already started (determi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from eks_proxy.aws.clients import AwsClients
-from eks_proxy.aws.errors import error_code
 from eks_proxy.aws.sns import publish_alarm
 from eks_proxy.aws.ssm import ParameterNotFound, attach_ca_bundle, read_parameter
+from eks_proxy.aws.stepfunctions import start_execution
 from eks_proxy.config import Settings
 from eks_proxy.engine import drift as drift_retry
 from eks_proxy.engine.contracts import EventError, Trigger, parse_trigger
@@ -151,18 +148,12 @@ def dispatch(
     batch = rollouts[: settings.max_nodegroups_per_rollout]
     later = len(rollouts) - len(batch)
     document = execution_input(trigger.event_id, trigger.kind, parameter, settings, batch)
-    try:
-        started = clients.sfn.start_execution(
-            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(document)
-        )
-    except ClientError as error:
-        if error_code(error) != "ExecutionAlreadyExists":
-            raise
+    arn = start_execution(clients.sfn, settings.state_machine_arn, name, document)
+    if arn is None:
         if drift is not None:
             return _sweep_again(clients, settings, name, document, decisions, scope.clusters, log, warn)
         log("duplicate change", {"execution_name": name})
         return DispatchResult("duplicate", "this change already has its rollout", name, decisions=decisions)
-    arn = str(started["executionArn"])
     log("rollout started", {"execution_name": name, "execution_arn": arn, "nodegroups": len(batch), "later": later})
     reason = f"{len(batch)} node group(s) to roll" + (f", {later} more when this rollout succeeds" if later else "")
     return DispatchResult("started", reason, name, arn, decisions, drift)
@@ -195,14 +186,9 @@ def _sweep_again(
         warn("drift persists", fields | {"next_attempt_at": when})
         reason = f"drift persists after {step.attempts} attempt(s); next attempt from {when}"
         return DispatchResult("drift_backoff", reason, step.name, decisions=decisions, drift=drift)
-    try:
-        started = clients.sfn.start_execution(
-            stateMachineArn=settings.state_machine_arn, name=step.name, input=json.dumps(document)
-        )
-    except ClientError as error:
-        if error_code(error) != "ExecutionAlreadyExists":
-            raise
+    arn = start_execution(clients.sfn, settings.state_machine_arn, step.name, document)
+    if arn is None:
         return DispatchResult("duplicate", "this change already has its rollout", step.name, decisions=decisions)
     warn("drift persists: rollout retried", fields)
     reason = f"drift persists after {step.attempts} attempt(s): retried"
-    return DispatchResult("retried", reason, step.name, str(started["executionArn"]), decisions, drift)
+    return DispatchResult("retried", reason, step.name, arn, decisions, drift)
