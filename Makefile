@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 PYTEST_ARGS ?=
+# pytest-xdist workers: `auto` is one per core; `make test PYTEST_WORKERS=0` runs the suite in one process.
+PYTEST_WORKERS ?= auto
 
-.PHONY: help install test unit integration lint format demo bench validate build clean
+.PHONY: help install tools test unit lint format demo bench validate build clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,13 +29,16 @@ $(SAM):
 	$(SAM_VENV)/bin/pip install -q --upgrade pip
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli
 
-test: $(STAMP) $(SAM) ## run the whole suite (unit, CLI, moto server, node simulation, template)
-	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+tools: ## check the tools the suite runs (tinyproxy, docker-registry, skopeo, squid, ...); installs missing ones as root with apt-get
+	$(PYTHON) scripts/ensure_tools.py
+
+test: tools $(STAMP) $(SAM) ## run the whole suite on every core (unit, CLI, moto server, node simulation, template)
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 unit: $(STAMP) ## fast tests only (no namespaces, no SAM)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff + mypy --strict (package, testkit) + no module imports tests/
+lint: $(STAMP) ## ruff + mypy --strict (package, testkit, scripts) + no module imports tests/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -30,7 +30,7 @@ from testkit.logs_insights import events_from_lines, run_query
 from testkit.repo import REPO, load_handler, structured_logs
 from testkit.tools import require_tool
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dashboard-demo-run")]  # one demo run per test run
 
 TEMPLATE = load_template()
 STACK = Stack(TEMPLATE, {"ClusterNames": "prod"})

@@ -17,7 +17,7 @@ from demo.scenario import CASES
 from testkit.repo import REPO
 from testkit.tools import require_root, require_tool
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo-run")]  # one demo run per test run, not per worker
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,8 @@ from testkit.cfn_template import (
 from testkit.repo import load_event as load_event_sample
 from testkit.tools import IN_CI, require_tool
 
+# One worker runs this module: its `sam build` (module fixture) then happens once per run, not once per worker.
+pytestmark = pytest.mark.xdist_group("sam-build")
 TEMPLATE = load_template()
 FUNCTIONS = {
     "DispatchFunction": "dispatch",
