@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from testkit.nodesim import bottlerocket, nodeadm, samples
-from testkit.nodesim.boot import BOOTHOOK, BootResult, parse_user_data
+from testkit.nodesim.boot import BOOTHOOK, NODECONFIG, BootResult, parse_user_data
 from testkit.nodesim.eks import (
     API_HOST,
     SERVICE_CIDR,

@@ -32,8 +32,8 @@ from eks_proxy.userdata.render import proxy_environment
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.nodesim import nodeadm
-from tests.integration.nodesim.bottlerocket import pluto_https_proxy
+from testkit.nodesim import nodeadm
+from testkit.nodesim.bottlerocket import pluto_https_proxy
 
 CONFIG = parse_proxy_value("http://10.0.0.10:3128")
 MOVED = parse_proxy_value("http://10.0.0.11:3128")
