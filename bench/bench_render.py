@@ -8,7 +8,11 @@ Goals: worst case <= 2,048 bytes for every OS, typical al2023 <= 1,500.
 - worst: what the issue names, with long values: no service CIDR known (both EKS defaults go in), three VPC CIDRs,
   five ``no_proxy`` additions, the cluster endpoint, and separate 40-character HTTP and HTTPS proxy URLs.
 
-More columns (a CA bundle, say) go in ``CASES``. Throughput is measured on a typical AL2023 launch template user
+- with one CA: the same, plus a TLS-inspecting proxy's CA bundle of one typical corporate CA (RSA 2048, subject
+  ``/C=DE/O=Example Bank AG/CN=Example Bank TLS Inspection CA``, made by openssl here: about 1,300 bytes of PEM).
+  Goal: <= 4,096 bytes.
+
+More columns go in ``CASES``. Throughput is measured on a typical AL2023 launch template user
 data (a user NodeConfig part and a shell script, CRLF as the console saves it), for a first injection and for a
 no-op re-check of already injected user data, each over about one second of wall-clock time on this machine.
 """
@@ -17,8 +21,12 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
+from eks_proxy.proxy.ca_bundle import CaBundle, parse_ca_bundle
 from eks_proxy.proxy.no_proxy import NodeContext
 from eks_proxy.proxy.value import ProxyConfig, parse_proxy_value
 from eks_proxy.userdata.merge import USER_DATA_LIMIT, inject, render_userdata
@@ -45,9 +53,26 @@ WORST_CONTEXT = NodeContext(
     cluster_endpoint="https://0123456789ABCDEF0123456789ABCDEF.gr7.ap-southeast-4.eks.amazonaws.com",
     vpc_cidrs=("10.0.0.0/16", "100.64.0.0/16", "192.168.0.0/16"),
 )
+
+
+def typical_ca() -> CaBundle:
+    """One typical corporate CA, made by openssl (RSA 2048, ten years, CA:TRUE, keyCertSign)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.crt", "-days", "3650", "-subj", "/C=DE/O=Example Bank AG/CN=Example Bank TLS Inspection CA",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            cwd=tmp, check=True, capture_output=True,
+        )  # fmt: skip
+        return parse_ca_bundle((Path(tmp) / "ca.crt").read_text())
+
+
+CA = typical_ca()
 CASES: dict[str, tuple[ProxyConfig, NodeContext]] = {
     "typical": (CONFIG, CONTEXT),
     "worst case": (WORST_CONFIG, WORST_CONTEXT),
+    "typical, one CA": (CONFIG.with_ca_bundle(CA), CONTEXT),
+    "worst case, one CA": (WORST_CONFIG.with_ca_bundle(CA), WORST_CONTEXT),
 }
 TYPICAL = base64.b64encode(
     b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="==MYBOUNDARY=="\r\n\r\n'
@@ -79,6 +104,7 @@ def figures() -> list[tuple[str, str]]:
                     f"{size:,} bytes, {USER_DATA_LIMIT - size:,} left for the user's own user data",
                 )
             )
+    rows.append(("render: the typical CA of 'one CA' (PEM)", f"{len(CA.pem):,} bytes"))
     injected = inject(TYPICAL, CONFIG, CONTEXT, NodeOS.AL2023).user_data
     assert isinstance(injected, str)
     rows.append(("inject: al2023 MIME (NodeConfig + script), first", f"{_ops_per_second(TYPICAL):,.0f} ops/s"))
