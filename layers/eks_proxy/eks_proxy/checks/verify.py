@@ -5,6 +5,10 @@ the node's containerd really goes out through the proxy), tolerating every taint
 A node passes when its image is pulled (container running or finished, or an image id reported); it fails on
 ``ErrImagePull``/``ImagePullBackOff``/``InvalidImageName``/``ErrImageNeverPull`` with the kubelet's own event
 message, or when nothing happened before the deadline (with the last status seen). The pods are always deleted.
+Behind a TLS-inspecting proxy nothing changes here: the pull is the node's, and a new node trusts the value's CA
+bundle by the time containerd starts (the boothook's anchor + ``update-ca-trust extract``; Bottlerocket's
+``settings.pki``), so a passing pod also proves the bundle; a missing or wrong one fails with the kubelet's
+``x509: certificate signed by unknown authority`` event.
 
 Where the nodes come from (`eks_proxy.aws.ec2.nodegroup_node_names`): EC2 ``DescribeInstances`` of the running
 instances tagged ``eks:cluster-name`` and ``eks:nodegroup-name`` (managed node groups tag their instances so), node
