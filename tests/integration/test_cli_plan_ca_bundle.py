@@ -15,11 +15,12 @@ from eks_proxy.engine.refresh import refresh_launch_template
 from eks_proxy.proxy.value import parse_proxy_value
 
 from demo.scenario import CLUSTER, FIRST_PROXY, build_demo_world
-from tests.ca_pem import ca_pem
-from tests.conftest import MotoServer
-from tests.integration import moto_eks_updates
-from tests.integration.engine_world import World
-from tests.integration.test_cli_plan import IN_SCOPE, assert_refused, block, plan, version_count
+from testkit import moto_eks_updates
+from testkit.ca_pem import ca_pem
+from testkit.cli import assert_refused
+from testkit.engine_world import World
+from testkit.moto_server import MotoServer
+from tests.integration.test_cli_plan import IN_SCOPE, block, plan, version_count
 
 moto_eks_updates.install()
 
