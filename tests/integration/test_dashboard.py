@@ -104,8 +104,8 @@ def emitted_in_code() -> set[str]:
 
 # ------------------------------------------------------------------------------------------------------ a demo run
 @pytest.fixture(scope="module")
-def demo_logs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """The JSON lines the functions wrote during one `make demo` run (`python -m demo --logs FILE`)."""
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
+    """One `make demo` run (`python -m demo --logs FILE`): its report and the JSON lines the functions wrote."""
     require_tool("openssl")
     logs = tmp_path_factory.mktemp("demo") / "functions.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -114,7 +114,12 @@ def demo_logs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return logs.read_text().splitlines()
+    return result.stdout, logs.read_text().splitlines()
+
+
+@pytest.fixture(scope="module")
+def demo_logs(demo_run: tuple[str, list[str]]) -> list[str]:
+    return demo_run[1]
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +273,26 @@ def test_the_skipped_query_and_the_last_rollout_query(demo_logs: list[str]) -> N
     assert "eks-proxy/skip" in by_nodegroup["opted-out"]["last_reason"]
     everything = run_query(saved_queries()["eks-proxy/what did the last rollout do"]["QueryString"], events)
     assert {"decision", "refresh", "nodegroup rolled"} <= {row.get("message") for row in everything}
+
+
+def test_the_demo_shows_the_fleet_and_the_dashboard_figures(demo_run: tuple[str, list[str]]) -> None:
+    report = demo_run[0]
+    fleet = report.split("== 9. `eks-proxy fleet`", 1)[1].split("== 10.", 1)[0]
+    # After the broken value (version 3, stopped by the preflight) no node group carries the current value.
+    assert "current value /eks-proxy/config version 3" in fleet
+    assert re.search(r"prod/al2023-apps +al2023 +lt-\S+ v2 +[0-9a-f]{16} +v2 +no: failed +not_reached ", fleet)
+    assert re.search(r"prod/opted-out +- +lt-\S+ v1 +- +- +no: out of scope", fleet)
+    assert "  0/5 current, 2 out of scope, 3 failed\n" in fleet and "(exit 3:" in fleet
+    cloudwatch = report.split("== 10.", 1)[1]
+    url = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/eks-proxy"
+    assert f"dashboard (output DashboardUrl): {url}" in cloudwatch
+    assert (
+        "Alarms: RolloutFailedAlarm ALARM, ParameterDeletedAlarm OK, RolloutExecutionsFailedAlarm ALARM" in cloudwatch
+    )
+    assert "Rollouts started / succeeded / failed: started (dispatch) 2, succeeded 1, failed 1" in cloudwatch
+    assert "Node groups rolled, per cluster: rolled per cluster: prod 3" in cloudwatch
+    assert "Verification on the new nodes: nodes pulled the image 6, nodes failed to pull 0" in cloudwatch
+    assert re.search(r"preflights run 2, preflights failed 1, transient failures retried 5", cloudwatch)
+    assert re.search(
+        r"Latest decisions and outcomes per node group \(Logs Insights, \d+ rows; newest first\)", cloudwatch
+    )

@@ -203,7 +203,10 @@ def test_out_of_scope_nodegroups_are_reported_never_rolled(world: World, capsys:
 
 
 def test_launch_template_deleted_mid_run(world: World) -> None:
-    """The second template disappears while the sweep is reading the first: reported, the rest still planned."""
+    """A template disappears while the sweep runs, just before its version is read: reported, the rest still planned.
+
+    (The sweep reads node groups concurrently, so the deletion is tied to the read of that template, not to the
+    order of the reads.)"""
     world.template("a")
     world.template("b")
     world.nodegroup("prod", "ng-a", template="a")
@@ -212,12 +215,12 @@ def test_launch_template_deleted_mid_run(world: World) -> None:
     ec2 = world.clients["ec2"]
     deleted: list[str] = []
 
-    def delete_b_once(**_: Any) -> None:
-        if not deleted:
+    def delete_b_once(params: dict[str, Any], **_: Any) -> None:
+        if not deleted and params.get("LaunchTemplateId") == world.templates["b"]:
             deleted.append(world.templates["b"])
             ec2.delete_launch_template(LaunchTemplateId=world.templates["b"])
 
-    module.clients.ec2.meta.events.register("after-call.ec2.DescribeLaunchTemplateVersions", delete_b_once)
+    module.clients.ec2.meta.events.register("before-parameter-build.ec2.DescribeLaunchTemplateVersions", delete_b_once)
     result = invoke(module, load_event("schedule-drift-sweep"))
     assert deleted
     assert result["nodegroups"]["out_of_scope"] == 1

@@ -119,7 +119,8 @@ def render_table(rows: list[FleetRow]) -> list[str]:
     for row in rows:
         d = row.decision
         lt = d.launch_template
-        template = f"{lt.label()} v{_cell(d.current_version)}" if lt else "none"
+        version = d.current_version if d.current_version is not None else lt.version if lt else None
+        template = (f"{lt.label()} v{version}" if version is not None else lt.label()) if lt else "none"
         last = row.last
         when = last.at.strftime("%Y-%m-%d %H:%M") if last and last.at else ""
         table.append(
