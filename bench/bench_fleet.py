@@ -43,8 +43,8 @@ def figures() -> list[tuple[str, str]]:
     from eks_proxy.engine.scope import Scope
     from eks_proxy.proxy.value import parse_proxy_value
 
-    from tests.conftest import MotoServer
-    from tests.integration.engine_world import build_world
+    from testkit.engine_world import build_world
+    from testkit.moto_server import MotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's access log
     server = MotoServer()

@@ -105,7 +105,7 @@ def _number(value: float) -> str:
 
 
 def _resolved_template() -> tuple[dict[str, Any], Any]:
-    from tests.integration.cfn_template import Stack, load_template
+    from testkit.cfn_template import Stack, load_template
 
     template = load_template()
     return template, Stack(template, {"ClusterNames": "prod"})
@@ -123,7 +123,7 @@ def dashboard_lines(log_lines: list[str], executions: list[dict[str, Any]], disp
 
     `executions`: ListExecutions of the rollout state machine; `dispatch_errors`: dispatch invocations that raised.
     """
-    from tests.integration.logs_insights import events_from_lines, run_query
+    from testkit.logs_insights import events_from_lines, run_query
 
     template, stack = _resolved_template()
     body = json.loads(stack.resolve(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]))
