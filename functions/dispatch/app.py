@@ -7,11 +7,11 @@ everything else is `eks_proxy.engine.dispatch.dispatch`. Logs are JSON with the 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.config import Settings
@@ -28,22 +28,15 @@ from eks_proxy.model import Outcome
 
 SETTINGS = Settings.from_env(required=("CLUSTER_NAMES", "ALARM_TOPIC_ARN", "STATE_MACHINE_ARN"))
 logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"eks_proxy"})  # the package's logs, as JSON
 metrics = Metrics()
 clients = AwsClients()  # clients are created on first use, not at import
-
-
-def _info(message: str, fields: Mapping[str, Any]) -> None:
-    logger.info(message, extra=dict(fields))
-
-
-def _warn(message: str, fields: Mapping[str, Any]) -> None:
-    logger.warning(message, extra=dict(fields))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = dispatch(event, clients, SETTINGS, log=_info, warn=_warn)
+    result = dispatch(event, clients, SETTINGS)
     if result.status == "parameter_deleted":
         emit(metrics, PARAMETER_DELETED, 1)
     elif result.status == "invalid_value":

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.ssm import ParameterNotFound, attach_ca_bundle, read_parameter
@@ -29,6 +30,7 @@ from eks_proxy.metrics import PREFLIGHT_FAILED, PREFLIGHT_LATENCY, PREFLIGHT_RET
 from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
 logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"eks_proxy"})  # the package's logs, as JSON
 metrics = Metrics()
 SETTINGS = Settings.from_env(required=())  # a malformed PREFLIGHT_* variable fails at cold start
 clients = AwsClients()  # clients are created on first use, not at import

@@ -6,10 +6,10 @@ Thin: settings at cold start, no AWS call at import, the actions live in `eks_pr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.config import Settings
@@ -19,17 +19,10 @@ from eks_proxy.metrics import emit
 
 SETTINGS = Settings.from_env()
 logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"eks_proxy"})  # the package's logs, as JSON
 metrics = Metrics()
 clients = AwsClients()  # clients are created on first use, not at import
 contexts = ContextCache()  # cluster facts, reused by a warm container for a few minutes
-
-
-def _info(message: str, fields: Mapping[str, Any]) -> None:
-    logger.info(message, extra=dict(fields))
-
-
-def _warn(message: str, fields: Mapping[str, Any]) -> None:
-    logger.warning(message, extra=dict(fields))
 
 
 def _metric(name: str, value: float, **dimensions: str) -> None:
@@ -41,7 +34,7 @@ def _metric(name: str, value: float, **dimensions: str) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(action=event.get("action"), cluster=event.get("cluster"), nodegroup=event.get("nodegroup"))
     try:
-        return run_step(event, StepContext(clients, SETTINGS, metric=_metric, log=_info, warn=_warn, cache=contexts))
+        return run_step(event, StepContext(clients, SETTINGS, metric=_metric, cache=contexts))
     except (NodegroupBusy, ThrottlingException) as retried:  # the state machine retries these with backoff
         logger.warning("step will be retried", extra={"error": type(retried).__name__, "reason": str(retried)})
         raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.ec2 import nodegroup_node_names
@@ -25,6 +26,7 @@ from eks_proxy.engine.contracts import VerifyTask
 from eks_proxy.metrics import VERIFY_ERRORS, VERIFY_NODES_FAILED, VERIFY_NODES_PASSED, emit
 
 logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"eks_proxy"})  # the package's logs, as JSON
 metrics = Metrics()
 SETTINGS = Settings.from_env(required=())  # a malformed VERIFY_* variable fails at cold start
 clients = AwsClients()  # clients are created on first use, not at import

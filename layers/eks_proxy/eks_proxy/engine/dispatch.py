@@ -11,7 +11,7 @@ changes nothing; a duplicate change finds its execution already started (determi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,12 +29,8 @@ from eks_proxy.engine.scope import Ignored, scope_for
 from eks_proxy.model import Decision, Outcome
 from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
-Log = Callable[[str, Mapping[str, Any]], None]
+logger = logging.getLogger(__name__)
 MORE = "more-"  # execution name prefix of a batch that RolloutSucceededRule continues (template.yaml)
-
-
-def _quiet(message: str, fields: Mapping[str, Any]) -> None:
-    return None
 
 
 @dataclass
@@ -90,14 +86,12 @@ def _landing(decision: Decision, trigger: Trigger) -> Decision:
     return decision
 
 
-def dispatch(
-    event: dict[str, Any], clients: AwsClients, settings: Settings, log: Log = _quiet, warn: Log = _quiet
-) -> DispatchResult:
+def dispatch(event: dict[str, Any], clients: AwsClients, settings: Settings) -> DispatchResult:
     """Handle one EventBridge event of the four dispatch rules (see the module docstring)."""
     try:
         trigger = parse_trigger(event)
     except EventError as error:
-        warn("event ignored", {"reason": str(error)})
+        logger.warning("event ignored", extra={"reason": str(error)})
         return DispatchResult("ignored", str(error))
     scope = scope_for(trigger, settings)
     if isinstance(scope, Ignored):
@@ -107,15 +101,17 @@ def dispatch(
                 if trigger.parameter_name == settings.ca_bundle_parameter_name
                 else "proxy parameter"
             )
-            warn(f"{what} deleted", {"reason": scope.reason})
+            logger.warning(f"{what} deleted", extra={"reason": scope.reason})
             _alarm(clients, settings, f"eks-proxy: {what} deleted", scope.reason)
             return DispatchResult("parameter_deleted", scope.reason)
-        log("event ignored", {"trigger": trigger.kind, "event_name": trigger.event_name, "reason": scope.reason})
+        logger.info(
+            "event ignored", extra={"trigger": trigger.kind, "event_name": trigger.event_name, "reason": scope.reason}
+        )
         return DispatchResult("ignored", scope.reason)
     try:
         parameter = read_parameter(clients.ssm, settings.proxy_parameter_name)
     except ParameterNotFound as missing:
-        warn("no proxy parameter", {"reason": str(missing)})
+        logger.warning("no proxy parameter", extra={"reason": str(missing)})
         return DispatchResult("no_parameter", str(missing))
     try:
         config = attach_ca_bundle(
@@ -123,16 +119,18 @@ def dispatch(
         )
     except ProxyValueError as invalid:
         reason = f"invalid proxy value in {parameter.name}:{parameter.version}: {invalid}"
-        warn("invalid proxy value", {"reason": reason})
+        logger.warning("invalid proxy value", extra={"reason": reason})
         _alarm(clients, settings, "eks-proxy: invalid proxy value, nothing changed", reason)
         return DispatchResult("invalid_value", reason)
     if config.ca_bundle is not None:
-        log("CA bundle", {"parameter": config.ca_bundle_parameter, "bundle": config.ca_bundle.describe()})
+        logger.info("CA bundle", extra={"parameter": config.ca_bundle_parameter, "bundle": config.ca_bundle.describe()})
         for warning in config.ca_bundle.warnings:
-            warn("CA bundle expiring", {"parameter": config.ca_bundle_parameter, "reason": warning})
+            logger.warning("CA bundle expiring", extra={"parameter": config.ca_bundle_parameter, "reason": warning})
     decisions = [_landing(d, trigger) for d in plan_scope(clients, settings, scope, config)]
     for decision in decisions:
-        (warn if decision.outcome is Outcome.OUT_OF_SCOPE else log)("decision", decision.to_log())
+        (logger.warning if decision.outcome is Outcome.OUT_OF_SCOPE else logger.info)(
+            "decision", extra=decision.to_log()
+        )
     rollouts = [d for d in decisions if d.needs_rollout]
     drift = persisting_drift(decisions, scope.clusters, rollout_ended=False) if trigger.kind == "sweep" else None
     if not rollouts:
@@ -151,10 +149,13 @@ def dispatch(
     arn = start_execution(clients.sfn, settings.state_machine_arn, name, document)
     if arn is None:
         if drift is not None:
-            return _sweep_again(clients, settings, name, document, decisions, scope.clusters, log, warn)
-        log("duplicate change", {"execution_name": name})
+            return _sweep_again(clients, settings, name, document, decisions, scope.clusters)
+        logger.info("duplicate change", extra={"execution_name": name})
         return DispatchResult("duplicate", "this change already has its rollout", name, decisions=decisions)
-    log("rollout started", {"execution_name": name, "execution_arn": arn, "nodegroups": len(batch), "later": later})
+    logger.info(
+        "rollout started",
+        extra={"execution_name": name, "execution_arn": arn, "nodegroups": len(batch), "later": later},
+    )
     reason = f"{len(batch)} node group(s) to roll" + (f", {later} more when this rollout succeeds" if later else "")
     return DispatchResult("started", reason, name, arn, decisions, drift)
 
@@ -166,8 +167,6 @@ def _sweep_again(
     document: dict[str, Any],
     decisions: list[Decision],
     clusters: tuple[str, ...],
-    log: Log,
-    warn: Log,
 ) -> DispatchResult:
     """The sweep found its execution name taken: the same drift as an earlier attempt. While that attempt runs it
     is a duplicate; once it ended, the drift persists: count it, and start the next attempt when its backoff is over
@@ -177,18 +176,18 @@ def _sweep_again(
         return DispatchResult("duplicate", "this change already has its rollout", name, decisions=decisions)
     step = next_sweep_attempt(attempts, name, drift_retry.now())
     if step.action == "running":
-        log("duplicate change", {"execution_name": step.name})
+        logger.info("duplicate change", extra={"execution_name": step.name})
         return DispatchResult("duplicate", "this change already has its rollout", step.name, decisions=decisions)
     drift = persisting_drift(decisions, clusters, rollout_ended=True)
     fields = {"execution_name": step.name, "attempts": step.attempts, "drift": drift}
     if step.action == "backoff":
         when = step.next_at.isoformat() if step.next_at else "?"
-        warn("drift persists", fields | {"next_attempt_at": when})
+        logger.warning("drift persists", extra=fields | {"next_attempt_at": when})
         reason = f"drift persists after {step.attempts} attempt(s); next attempt from {when}"
         return DispatchResult("drift_backoff", reason, step.name, decisions=decisions, drift=drift)
     arn = start_execution(clients.sfn, settings.state_machine_arn, step.name, document)
     if arn is None:
         return DispatchResult("duplicate", "this change already has its rollout", step.name, decisions=decisions)
-    warn("drift persists: rollout retried", fields)
+    logger.warning("drift persists: rollout retried", extra=fields)
     reason = f"drift persists after {step.attempts} attempt(s): retried"
     return DispatchResult("retried", reason, step.name, arn, decisions, drift)

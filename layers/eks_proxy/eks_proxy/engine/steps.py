@@ -35,6 +35,7 @@ The proxy value never travels through the state machine: `refresh` reads the pin
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -89,19 +90,26 @@ def _noop_metric(name: str, value: float, **dimensions: str) -> None:
     return None
 
 
-def _noop_log(message: str, fields: Mapping[str, Any]) -> None:
-    return None
+logger = logging.getLogger(__name__)
+
+
+def _info(message: str, fields: Mapping[str, Any]) -> None:
+    logger.info(message, extra=dict(fields))
+
+
+def _warning(message: str, fields: Mapping[str, Any]) -> None:
+    logger.warning(message, extra=dict(fields))
 
 
 @dataclass
 class StepContext:
-    """What an action needs: the clients, the settings, and where metrics and structured logs go."""
+    """What an action needs: the clients, the settings, where metrics go; logs go to this module's logger."""
 
     clients: AwsClients
     settings: Settings
     metric: Callable[..., None] = _noop_metric  # (name, value, **dimensions): names from eks_proxy.metrics
-    log: Callable[[str, Mapping[str, Any]], None] = _noop_log
-    warn: Callable[[str, Mapping[str, Any]], None] = _noop_log
+    log: Callable[[str, Mapping[str, Any]], None] = _info
+    warn: Callable[[str, Mapping[str, Any]], None] = _warning
     cache: ContextCache = field(default_factory=ContextCache)
 
 
