@@ -283,6 +283,7 @@ def test_the_demo_shows_the_fleet_and_the_dashboard_figures(demo_run: tuple[str,
     assert re.search(r"prod/al2023-apps +al2023 +lt-\S+ v2 +[0-9a-f]{16} +v2 +no: failed +not_reached ", fleet)
     assert re.search(r"prod/opted-out +- +lt-\S+ v1 +- +- +no: out of scope", fleet)
     assert "  0/5 current, 2 out of scope, 3 failed\n" in fleet and "(exit 3:" in fleet
+    assert re.search(r"why: +rollout ssm-\S+ failed before reaching it \(PreflightFailed\)", fleet)
     cloudwatch = report.split("== 10.", 1)[1]
     url = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/eks-proxy"
     assert f"dashboard (output DashboardUrl): {url}" in cloudwatch

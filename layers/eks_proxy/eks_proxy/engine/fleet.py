@@ -123,8 +123,9 @@ def assess(decision: Decision, last: LastRollout | None) -> FleetRow:
         state = "rolled_back" if "rolled back" in last.summary else "failed"
         return FleetRow(decision, state, last.summary, "see `eks-proxy status` and the eks-proxy/failures query", last)
     if last is not None and last.outcome == "not_reached" and last.execution_status != "SUCCEEDED":
-        why = f"rollout {last.execution} {last.execution_status.lower()} before reaching it"
-        return FleetRow(decision, "failed", why, "see `eks-proxy status` and the eks-proxy/failures query", last)
+        return FleetRow(
+            decision, "failed", last.summary, "see `eks-proxy status` and the eks-proxy/failures query", last
+        )
     why = f"drift persisting: does not carry the current value ({decision.reason or decision.outcome.value})"
     return FleetRow(decision, "drift", why, "the next parameter change or the daily sweep rolls it", last)
 
@@ -164,7 +165,11 @@ def newest_outcomes(rollouts: list[Any]) -> dict[tuple[str, str], LastRollout]:
             elif rollout.status == "RUNNING":
                 outcome, summary = "in_progress", f"rollout {rollout.name} is running"
             else:
-                outcome, summary = "not_reached", f"rollout {rollout.name} {rollout.status.lower()} before reaching it"
+                error = f" ({rollout.error})" if rollout.error else ""
+                outcome, summary = (
+                    "not_reached",
+                    f"rollout {rollout.name} {rollout.status.lower()} before reaching it{error}",
+                )
             found[target] = LastRollout(
                 rollout.name, rollout.status, outcome, summary, rollout.stopped or rollout.started
             )
