@@ -73,26 +73,6 @@ class ProxyConfig:
         """This configuration with ``bundle`` as its CA bundle (read from the named parameter, or a file)."""
         return replace(self, ca_bundle=bundle)
 
-    def https_host_port(self) -> str:
-        """``host:port`` of the HTTPS proxy (without its scheme).
-
-        >>> ProxyConfig("http://[fd00::10]:3128", "http://[fd00::10]:3128").https_host_port()
-        '[fd00::10]:3128'
-        """
-        return self.https_proxy.split("://", 1)[1]
-
-    def https_scheme(self) -> str:
-        """``http`` or ``https``: how the node talks to the HTTPS proxy."""
-        return self.https_proxy.split("://", 1)[0]
-
-    def describe(self) -> str:
-        """A one-line summary safe for logs (the value never holds credentials once parsed)."""
-        extra = f", no_proxy+={','.join(self.no_proxy)}" if self.no_proxy else ""
-        extra += "" if self.vpc_endpoints else ", vpc_endpoints=false"
-        if self.ca_bundle_parameter or self.ca_bundle:
-            extra += f", ca_bundle={self.ca_bundle_parameter or '(file)'}"
-        return f"http_proxy={self.http_proxy}, https_proxy={self.https_proxy}{extra}"
-
 
 def parse_proxy_value(text: str) -> ProxyConfig:
     """Parse the SSM parameter value into a :class:`ProxyConfig`, or raise :class:`ProxyValueError`.
