@@ -408,6 +408,16 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
             report(f"    {line}")
         kept = str(log_path) if keep_logs else "not kept (make demo DEMO_ARGS='--logs FILE' keeps them)"
         report(f"  the functions' JSON log lines of this run: {kept}")
+
+        report.section("11. A TLS-inspecting proxy: its CA bundle named in the value, rolled out, then rotated")
+        from demo.ca_rotation import Demo, ca_rotation
+
+        in_scope = [(c.nodegroup, c.template) for c in CASES if c.template and c.expected != "out_of_scope"]
+        ca_ok = ca_rotation(
+            report,
+            Demo(world, route, dispatch, FakeContext(), _change_event, _wait, _user_data, CLUSTER, in_scope),
+            proxy_url=loopback.proxy_url if loopback else NEW_PROXY,
+        )
         report(f"\ndone in {time.monotonic() - started_at:.1f} s")
         ok = (
             execution["status"] == "SUCCEEDED"
@@ -415,6 +425,7 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
             and broken_ok
             and all(planned[c.nodegroup].decision.outcome.value == c.expected for c in CASES)
             and fleet_code == 3  # the out-of-scope node groups (and, after the broken value, the rest) are not current
+            and ca_ok
         )
         return 0 if ok else 1
     finally:

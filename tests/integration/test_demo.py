@@ -146,3 +146,21 @@ def test_needs_no_network() -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "state machine eks-proxy-rollout: SUCCEEDED" in result.stdout
+
+
+def test_ca_rotation(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:
+    section = demo[0].stdout.split("== 11. A TLS-inspecting proxy", 1)[1]
+    assert "PutParameter /eks-proxy/ca-bundle = 1 CA certificate(s): CN=Example Corp TLS Inspection CA 2026" in section
+    assert "change event of /eks-proxy/ca-bundle: rules that match it: ProxyParameterChanged" in section
+    rollouts = re.findall(r"dispatch: started, 3 node group\(s\) to roll; state machine: (\w+)", section)
+    assert rollouts == ["SUCCEEDED", "SUCCEEDED"]  # the value naming the bundle, then the rotation
+    before, after = section.split("the rotation: the proxy value stays", 1)
+    for case in CASES:
+        if case.expected != "out_of_scope":
+            assert f"prod/{case.nodegroup}: installs CN=Example Corp TLS Inspection CA 2026" in before
+            assert f"prod/{case.nodegroup}: installs CN=Example Corp TLS Inspection CA 2027" in after
+    assert after.count("CA bundle:   changes (TLS-inspecting proxy)") == 3
+    assert after.count("- CN=Example Corp TLS Inspection CA 2026") == 3
+    assert after.count("+ CN=Example Corp TLS Inspection CA 2027") == 3
+    assert "the rotation's event again: dispatch up_to_date" in after or "dispatch duplicate" in after
+    assert "BEGIN CERTIFICATE" not in demo[0].stdout
