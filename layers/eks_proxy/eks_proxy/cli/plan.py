@@ -83,7 +83,7 @@ def decode_user_data(user_data: str) -> bytes:
     """Raw bytes of base64 launch template user data, for the diff (text that is not base64 is shown as it is).
 
     >>> decode_user_data("IyEvYmluL2Jhc2gK"), decode_user_data("#!/bin/bash")
-    (b'#!/bin/bash\n', b'#!/bin/bash')
+    (b'#!/bin/bash\\n', b'#!/bin/bash')
     """
     try:
         return base64.b64decode(user_data, validate=True)
