@@ -242,7 +242,6 @@ def run(report: Report, log: TextIO, log_path: Path, workdir: Path, keep_logs: b
                 "RolloutStepFunctionArn": moto_lambda_handlers.register(f"{STACK}-rollout-step", step_handler),
                 "PreflightFunctionArn": moto_lambda_handlers.register(f"{STACK}-preflight", preflight_handler),
                 "VerifyFunctionArn": moto_lambda_handlers.register(f"{STACK}-verify", verify_handler),
-                "AlarmTopicArn": world.topic_arn,
             },
             name=f"{STACK}-rollout",
         )  # fmt: skip

@@ -60,7 +60,6 @@ def rollout_world(moto_server: MotoServer, stubs: Stubs) -> Iterator[World]:
             "RolloutStepFunctionArn": moto_lambda_handlers.register("eks-proxy-rollout-step", step.lambda_handler),
             "PreflightFunctionArn": moto_lambda_handlers.register("eks-proxy-preflight", stubs.preflight),
             "VerifyFunctionArn": moto_lambda_handlers.register("eks-proxy-verify", stubs.verify),
-            "AlarmTopicArn": w.topic_arn,
         }
     )
     try:

@@ -104,7 +104,6 @@ def rig(moto_server: MotoServer, checks: Checks, monkeypatch: pytest.MonkeyPatch
             "RolloutStepFunctionArn": moto_lambda_handlers.register("eks-proxy-rollout-step", step.lambda_handler),
             "PreflightFunctionArn": moto_lambda_handlers.register("eks-proxy-preflight", preflight.lambda_handler),
             "VerifyFunctionArn": moto_lambda_handlers.register("eks-proxy-verify", verify.lambda_handler),
-            "AlarmTopicArn": w.topic_arn,
         }
     )
     try:

@@ -128,8 +128,14 @@ def reconcile_nodegroup(
     later versions of the same template (only needed when the current one is out of date: callers pass them in a
     second call, so an up-to-date node group costs no extra read).
 
-    >>> # ng = NodegroupState("prod", "ng-a", "ACTIVE", "AL2023_x86_64_STANDARD", LaunchTemplateRef("lt-1", None, 1))
-    >>> # reconcile_nodegroup(ng, TemplateVersion(1, "<base64>"), config, ctx).outcome  -> Outcome.CREATE_VERSION
+    >>> from eks_proxy.model import LaunchTemplateRef
+    >>> from eks_proxy.proxy.value import parse_proxy_value
+    >>> ng = NodegroupState("prod", "ng-a", "ACTIVE", "AL2023_x86_64_STANDARD", LaunchTemplateRef("lt-1", None, 1))
+    >>> script = base64.b64encode(b"#!/bin/bash\\necho hi\\n").decode()
+    >>> config, ctx = parse_proxy_value("http://10.0.0.10:3128"), NodeContext("eu-west-1")
+    >>> decision = reconcile_nodegroup(ng, TemplateVersion(1, script), config, ctx)
+    >>> decision.outcome.value, decision.basis_version, decision.needs_rollout
+    ('create_version', 1, True)
     """
     out = Decision(
         nodegroup.cluster,
