@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from testkit.engine_world import World
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
 COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli.main"]
@@ -16,3 +22,20 @@ def assert_refused(result: subprocess.CompletedProcess[str], fragment: str) -> N
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("eks-proxy: error: "), result.stderr
     assert fragment in result.stderr, result.stderr
+
+
+def plan(*args: str) -> subprocess.CompletedProcess[str]:
+    """`eks-proxy plan` in its own process; AWS_ENDPOINT_URL (set by the moto_server fixture) is inherited."""
+    return subprocess.run([*COMMAND, "plan", *args], capture_output=True, text=True, timeout=120, env=dict(os.environ))
+
+
+def block(stdout: str, cluster: str, nodegroup: str) -> str:
+    """The lines of one node group in the plan output."""
+    match = re.search(rf"^{cluster}/{nodegroup}: .*?(?=^\S|\Z)", stdout, re.S | re.M)
+    assert match, f"{nodegroup} missing from:\n{stdout}"
+    return match.group(0)
+
+
+def version_count(world: World) -> int:
+    """Launch template versions in the world, all templates together (plan must never add one)."""
+    return sum(len(world.versions(name)) for name in world.templates)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from eks_proxy.aws.clients import AwsClients
@@ -22,11 +20,11 @@ from eks_proxy.proxy.value import parse_proxy_value
 
 from demo.scenario import CASES, CLUSTER, FIRST_PROXY, build_demo_world
 from testkit import moto_eks_updates
+from testkit.cli import COMMAND, assert_refused, plan, version_count
+from testkit.cli import block as block_of
 from testkit.engine_world import World
 from testkit.moto_server import MotoServer
 
-CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
-COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "eks_proxy.cli.main"]
 IN_SCOPE = [c.nodegroup for c in CASES if c.expected != "out_of_scope"]
 
 
@@ -38,29 +36,8 @@ def world(moto_server: MotoServer) -> Iterator[World]:
     yield w
 
 
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    """`eks-proxy plan` in its own process; AWS_ENDPOINT_URL (set by the moto_server fixture) is inherited."""
-    return subprocess.run(
-        [*COMMAND, "plan", *args], capture_output=True, text=True, timeout=120, env=dict(os.environ)
-    )  # fmt: skip
-
-
 def block(stdout: str, nodegroup: str) -> str:
-    """The lines of one node group in the plan output."""
-    match = re.search(rf"^{CLUSTER}/{nodegroup}: .*?(?=^\S|\Z)", stdout, re.S | re.M)
-    assert match, f"{nodegroup} missing from:\n{stdout}"
-    return match.group(0)
-
-
-def version_count(world: World) -> int:
-    return sum(len(world.versions(name)) for name in world.templates)
-
-
-def assert_refused(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode == 2, result
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("eks-proxy: error: "), result.stderr
-    assert fragment in result.stderr, result.stderr
+    return block_of(stdout, CLUSTER, nodegroup)
 
 
 def roll(world: World) -> None:

@@ -14,19 +14,24 @@ from eks_proxy.config import Settings
 from eks_proxy.engine.refresh import refresh_launch_template
 from eks_proxy.proxy.value import parse_proxy_value
 
-from demo.scenario import CLUSTER, FIRST_PROXY, build_demo_world
+from demo.scenario import CASES, CLUSTER, FIRST_PROXY, build_demo_world
 from testkit import moto_eks_updates
 from testkit.ca_pem import ca_pem
-from testkit.cli import assert_refused
+from testkit.cli import assert_refused, plan, version_count
+from testkit.cli import block as block_of
 from testkit.engine_world import World
 from testkit.moto_server import MotoServer
-from tests.integration.test_cli_plan import IN_SCOPE, block, plan, version_count
 
 moto_eks_updates.install()
 
 VALUE = json.dumps({"http_proxy": FIRST_PROXY, "ca_bundle": "/eks-proxy/ca-bundle"})
+IN_SCOPE = [c.nodegroup for c in CASES if c.expected != "out_of_scope"]
 CA_2026 = ca_pem("Example Corp Inspection CA 2026")
 CA_2027 = ca_pem("Example Corp Inspection CA 2027")
+
+
+def block(stdout: str, nodegroup: str) -> str:
+    return block_of(stdout, CLUSTER, nodegroup)
 
 
 @pytest.fixture
