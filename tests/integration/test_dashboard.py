@@ -24,10 +24,14 @@ import pytest
 from eks_proxy import metrics as registry
 from eks_proxy.engine import steps
 
+from testkit import moto_eks_updates
 from testkit.cfn_template import Stack, load_template
 from testkit.engine_world import FakeContext
 from testkit.logs_insights import events_from_lines, run_query
-from testkit.repo import REPO, load_handler, structured_logs
+from testkit.moto_server import MotoServer
+from testkit.repo import REPO, load_event, load_handler, structured_logs
+from testkit.rollout import Stubs, finished, rollout_world
+from testkit.sfn_clock import fast_forward
 from testkit.tools import require_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dashboard-demo-run")]  # one demo run per test run
@@ -254,7 +258,7 @@ def test_the_outcomes_query_shows_every_outcome_a_nodegroup_can_end_in(
     assert last["no-template"]["what_to_do"].startswith("recreate the node group with a launch template")
     assert last["al2023-apps"]["last_outcome"] == "rolled"
     listed = set(re.findall(r'"(\w+)"', query.split("| stats")[0]))
-    assert set(steps._OUTCOME_METRIC) | {"gone", "moved_on", "rollback_failed", "drift_persisting"} <= listed
+    assert set(steps._OUTCOME_METRIC) | {"gone", "moved_on", "rollback_failed", "out_of_scope"} <= listed
 
 
 def test_the_failures_query_finds_the_failures(demo_logs: list[str], outcome_logs: list[str]) -> None:
@@ -297,3 +301,32 @@ def test_the_demo_shows_the_fleet_and_the_dashboard_figures(demo_run: tuple[str,
     assert re.search(
         r"Latest decisions and outcomes per node group \(Logs Insights, \d+ rows; newest first\)", cloudwatch
     )
+
+
+def test_the_drift_query_finds_a_sweep_that_meets_drift_again(
+    moto_server: MotoServer,
+) -> None:
+    """The real dispatch handler: a change whose canary fails, the day's sweep tries again (fails again), a later
+    sweep the same day finds the same drift and backs off: the line it writes is what the drift query shows."""
+    stubs = Stubs()
+    with rollout_world(moto_server, stubs) as world:
+        moto_eks_updates.script("prod", "ng-a", outcome="Failed", polls=0)
+        dispatch = load_handler("dispatch", world.env())
+        buffer = structured_logs(dispatch)  # its JSON lines, the package's loggers included
+        started = dispatch.lambda_handler(load_event("ssm-parameter-update"), FakeContext())
+        for _ in range(2):
+            with fast_forward():
+                assert finished(world, started["execution_arn"])["status"] == "FAILED"
+            eks = world.clients["eks"]
+            for update in list(moto_eks_updates.UPDATES.values()):  # EKS ends the rollback nobody awaits
+                while update.status == "InProgress":
+                    eks.describe_update(name=update.cluster, nodegroupName=update.nodegroup, updateId=update.id)
+            started = dispatch.lambda_handler(load_event("schedule-drift-sweep"), FakeContext())
+            if started["status"] != "started":
+                break
+        assert started["status"] == "drift_backoff", started
+    lines = buffer.getvalue().splitlines()
+    query = saved_queries()["eks-proxy/drift that persists"]["QueryString"]
+    rows = run_query(query, events_from_lines(lines))
+    assert [row["message"] for row in rows] == ["drift persists"]
+    assert rows[0]["drift.prod"] == 3 and rows[0]["attempts"] >= 1 and rows[0]["next_attempt_at"]

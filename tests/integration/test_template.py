@@ -420,6 +420,7 @@ def test_saved_queries() -> None:
         "eks-proxy/what did the last rollout do",
         "eks-proxy/node groups skipped and why",
         "eks-proxy/how each node group ended",
+        "eks-proxy/drift that persists",
         "eks-proxy/failures",
     }
 
