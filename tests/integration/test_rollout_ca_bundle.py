@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from eks_proxy.proxy.ca_bundle import certificates_in
@@ -73,3 +74,38 @@ def test_a_bundle_turned_bad_after_dispatch_stops_the_rollout_before_any_change(
     assert "CA bundle /eks-proxy/ca-bundle contains a private key" in execution.get("cause", "")
     assert private_key_pem().splitlines()[1][:20] not in json.dumps(execution, default=str)
     assert {n: len(world.versions(f"prod-{n}")) for n in NODEGROUPS} == versions
+
+
+def test_fleet_reads_the_bundle_and_sees_a_rotation_not_rolled_yet(world: World) -> None:
+    """`eks-proxy fleet` (a process) compares with the value AND the bundle it names: current after the rollout,
+    not current once the bundle is rotated and before its rollout."""
+    import os
+    import subprocess
+
+    from testkit.cli import COMMAND
+
+    def fleet() -> tuple[int, dict[str, Any]]:
+        args = ["fleet", "--state-machine", world.state_machine_arn, "--cluster", "prod", "--format", "json"]
+        done = subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=120, env=dict(os.environ))
+        assert done.returncode in (0, 3), done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    world.put_ca_bundle(CA_2026)
+    world.put_proxy(VALUE)
+    assert finished(world, dispatch(world)["execution_arn"])["status"] == "SUCCEEDED"
+    code, _ = fleet()
+    assert code == 0
+    world.put_ca_bundle(CA_2027)
+    code, document = fleet()
+    assert code == 3
+    assert {row["state"] for row in document["nodegroups"]} == {"drift"}, document
+
+
+def test_a_newer_value_naming_a_missing_bundle_does_not_supersede_a_running_rollout(world: World, stubs: Stubs) -> None:
+    """Dispatch refuses a value whose bundle is missing, so it gets no rollout; the running one must not stop for it."""
+    started = dispatch(world)  # the plain value of the world
+    stubs.during_preflight.append(lambda: world.put_proxy(VALUE))  # names /eks-proxy/ca-bundle, which does not exist
+    execution = finished(world, started["execution_arn"])
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    outcomes = {r["nodegroup"]: r["outcome"] for wave in json.loads(execution["output"])["results"] for r in wave}
+    assert outcomes == {n: "rolled" for n in NODEGROUPS}

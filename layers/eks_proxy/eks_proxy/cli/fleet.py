@@ -150,7 +150,7 @@ def render_table(rows: list[FleetRow]) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     from eks_proxy.aws.clients import AwsClients
     from eks_proxy.aws.eks import list_clusters
-    from eks_proxy.aws.ssm import ParameterNotFound, read_parameter
+    from eks_proxy.aws.ssm import ParameterNotFound, attach_ca_bundle, read_parameter
     from eks_proxy.cli.plan import _check_clusters
     from eks_proxy.cli.report import redact
     from eks_proxy.cli.status import STACK_OUTPUT, state_machine_from_stack
@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     except ParameterNotFound:
         raise CliError(f"parameter {args.parameter} not found in {clients.region}") from None
     try:
-        config = parse_proxy_value(parameter.value)
+        config = attach_ca_bundle(clients.ssm, parse_proxy_value(parameter.value))  # the CA bundle it names, if any
     except ProxyValueError as invalid:
         raise CliError(f"the value of {parameter.name} version {parameter.version} is invalid: {invalid}") from None
     clusters: tuple[str, ...] = tuple(dict.fromkeys(args.cluster or ()))

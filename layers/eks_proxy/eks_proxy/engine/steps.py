@@ -179,9 +179,9 @@ def _config_unless_superseded(step: StepContext, parameter: Mapping[str, Any]) -
         return _parse(step, latest)
     if latest.version > version:
         try:
-            parse_proxy_value(latest.value)
+            _parse(step, latest)  # with the CA bundle it names: a newer value naming a bad bundle got no rollout
             return latest
-        except ProxyValueError:
+        except InvalidRolloutInput:
             pass
     return _parse(step, _read(step, name, version))
 
