@@ -115,7 +115,10 @@ def test_status_and_where_to_look_in_cloudwatch(demo: tuple[subprocess.Completed
     assert re.search(r"prod/al2-legacy +not reached +\(canary\)", status)
     assert "error PreflightFailed: proxy_unreachable" in status
     assert "/aws/lambda/eks-proxy-dispatch" in out and "/aws/vendedlogs/states/eks-proxy-rollout" in out
-    assert "eks-proxy/what did the last rollout do; eks-proxy/node groups skipped and why; eks-proxy/failures" in out
+    assert (
+        "eks-proxy/what did the last rollout do; eks-proxy/node groups skipped and why; "
+        "eks-proxy/how each node group ended; eks-proxy/failures"
+    ) in out
     assert "NodegroupsRefreshed=3, NodegroupsRolled=3" in out
     assert "PreflightFailed=1, PreflightLatency=" in out and "PreflightRetried=5, RolloutFailed=1" in out
     assert "RolloutFailedAlarm" in out
