@@ -38,7 +38,7 @@ test: tools $(STAMP) $(SAM) ## run the whole suite on every core (unit, CLI, mot
 unit: $(STAMP) ## fast tests only (no namespaces, no SAM)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff + mypy --strict (package, functions, testkit, scripts) + import direction + no module imports tests/
+lint: $(STAMP) ## ruff + mypy --strict (package, functions, testkit, scripts, demo, bench) + import direction + no module imports tests/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
