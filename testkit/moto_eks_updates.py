@@ -10,7 +10,9 @@ The outcome of each node group update is scripted per node group (`script(cluste
 - `busy`: the first N UpdateNodegroupVersion calls are refused with `ResourceInUseException`;
 - `polls`: DescribeUpdate answers `InProgress` N times before the final status;
 - `outcome`: `Successful` (the node group then runs the new launch template version), `Failed` or `Cancelled`
-  (the node group keeps its version, the update carries an error like EKS's);
+  (the node group keeps its version, the update carries an error like EKS's: `error_code`, default
+  `NodeCreationFailure`, or e.g. `PodEvictionFailure`); `outcomes`: the outcomes of the next updates in order
+  (consumed one per update, then `outcome` again: "the update fails, its rollback fails too");
 - `creating_reads`: the node group is `CREATING` for its next N DescribeNodegroup reads, then `ACTIVE`.
 While an update is `InProgress` the node group is `UPDATING` and another update is refused, as in EKS.
 """
@@ -18,8 +20,9 @@ While an update is `InProgress` the node group is `UPDATING` and another update 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from moto.core.responses import ActionResult
@@ -40,6 +43,8 @@ class UpdateScript:
     polls: int = 1
     outcome: str = "Successful"
     creating_reads: int = 0
+    outcomes: list[str] = field(default_factory=list)
+    error_code: str = "NodeCreationFailure"
 
 
 @dataclass
@@ -52,6 +57,9 @@ class _Update:
     polls_left: int
     outcome: str
     created_at: Any
+    error_code: str = "NodeCreationFailure"
+    started: float = field(default_factory=time.monotonic)  # wall-clock interval the update ran (monotonic)
+    ended: float | None = None
 
 
 SCRIPTS: dict[tuple[str, str], UpdateScript] = {}
@@ -94,9 +102,11 @@ def _update_view(update: _Update) -> dict[str, Any]:
     params.append({"type": "LaunchTemplateVersion", "value": lt["version"]})
     errors = []
     if update.status in {"Failed", "Cancelled"}:
-        errors = [
-            {"errorCode": "NodeCreationFailure", "errorMessage": "Instances failed to join the kubernetes cluster"}
-        ]
+        message = {
+            "NodeCreationFailure": "Instances failed to join the kubernetes cluster",
+            "PodEvictionFailure": "Reached max retries while trying to evict pods from nodes in node group",
+        }.get(update.error_code, "the update failed")
+        errors = [{"errorCode": update.error_code, "errorMessage": message}]
     return {
         "id": update.id,
         "status": update.status,
@@ -135,8 +145,9 @@ def _update_nodegroup_version(self: EKSResponse) -> ActionResult:
             launch_template=launch_template,
             status="InProgress",
             polls_left=plan.polls,
-            outcome=plan.outcome,
+            outcome=plan.outcomes.pop(0) if plan.outcomes else plan.outcome,
             created_at=utcnow(),
+            error_code=plan.error_code,
         )
         UPDATES[update.id] = update
         ng.status = "UPDATING"
@@ -161,6 +172,7 @@ def _describe_update(self: EKSResponse) -> ActionResult:
                 update.polls_left -= 1
             else:
                 update.status = update.outcome
+                update.ended = time.monotonic()
                 ng = _nodegroup(backend, update.cluster, update.nodegroup)
                 ng.status = "ACTIVE"
                 if update.outcome == "Successful":
