@@ -258,7 +258,7 @@ def test_the_outcomes_query_shows_every_outcome_a_nodegroup_can_end_in(
     assert last["no-template"]["what_to_do"].startswith("recreate the node group with a launch template")
     assert last["al2023-apps"]["last_outcome"] == "rolled"
     listed = set(re.findall(r'"(\w+)"', query.split("| stats")[0]))
-    assert set(steps._OUTCOME_METRIC) | {"gone", "moved_on", "rollback_failed", "out_of_scope"} <= listed
+    assert set(steps._OUTCOME_METRIC) | {"rolled_back", "gone", "moved_on", "rollback_failed", "out_of_scope"} <= listed
 
 
 def test_the_failures_query_finds_the_failures(demo_logs: list[str], outcome_logs: list[str]) -> None:

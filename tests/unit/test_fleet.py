@@ -42,6 +42,7 @@ def last(outcome: str, summary: str = "", status: str = "FAILED") -> LastRollout
         (decision(), last("failed", "prod/a failed: x (rolled back to version 1)"), "rolled_back", "prod/a failed"),
         (decision(), last("failed", "prod/a failed: verification: 0/2 pulled"), "failed", "prod/a failed"),
         (decision(), last("rollback_failed"), "rollback_failed", "prod/a rollback_failed"),
+        (decision(), last("rolled_back"), "rolled_back", "prod/a rolled_back"),
         (decision(), last("moved_on"), "moved_on", "prod/a moved_on"),
         (decision(), last("gone"), "gone", "prod/a gone"),
         (decision(), last("not_reached", "rollout ssm-1 failed before reaching it (PreflightFailed)"), "failed",

@@ -12,8 +12,8 @@ States, first match wins:
 | `current` | the running version carries exactly the current value (plan: up to date) | - |
 | `out_of_scope` | plan: out of scope | the reason, and the remedy |
 | `waiting` | the node group is UPDATING/CREATING, or a running rollout has not reached it yet | whose update |
-| `rollback_failed`, `moved_on`, `gone` | the newest rollout recorded that outcome for it | the rollout's summary |
-| `rolled_back` | the newest rollout failed on it and rolled it back | the rollout's summary |
+| `rolled_back`, `rollback_failed`, `moved_on`, `gone` | the newest rollout recorded that outcome | its summary |
+| `rolled_back` | the newest rollout recorded `failed`, "rolled back" in its summary (older rollouts) | its summary |
 | `failed` | the newest rollout failed on it (or stopped before reaching it) | the rollout's summary |
 | `drift` | anything else: not current, nothing running, no failure explains it | the plan's reason |
 """
@@ -40,7 +40,7 @@ STATES: dict[str, str] = {
     "drift": "drifted",
 }
 _BUSY = frozenset({"UPDATING", "CREATING"})
-_RECORDED = frozenset({"rollback_failed", "moved_on", "gone"})
+_RECORDED = frozenset({"rolled_back", "rollback_failed", "moved_on", "gone"})  # record outcomes shown as states
 
 
 @dataclass(frozen=True)
