@@ -581,6 +581,7 @@ def test_al2023_a_later_users_proxy_nodeconfig_is_taken_over() -> None:
 
     result = inject(later, CONFIG, CONTEXT, NodeOS.AL2023)
     assert result.changed and isinstance(result.user_data, bytes)  # ...but is not
+    assert "after ours sets proxy variables" in result.note
     types = [content_type for content_type, _ in _payloads(result.user_data)]
     assert types[-2:] == ["application/node.eks.aws", "text/cloud-boothook"]  # ours last again
     assert TEAMMATES_NODECONFIG in result.user_data  # theirs kept byte for byte
@@ -629,6 +630,8 @@ def test_the_engine_refreshes_a_nodegroup_whose_later_part_overrides_the_proxy()
     ng = NodegroupState("prod", "ng-a", "ACTIVE", "AL2023_x86_64_STANDARD", LaunchTemplateRef("lt-1", None, 4), {})
     decision = reconcile_nodegroup(ng, TemplateVersion(4, base64.b64encode(later).decode()), CONFIG, CONTEXT)
     assert decision.outcome is Outcome.CREATE_VERSION
+    assert decision.current_fingerprint == decision.desired_fingerprint  # the fingerprint alone would say "current"
+    assert decision.reason and "would override ours in nodeadm's merge" in decision.reason
     up_to_date = inject(later, CONFIG, CONTEXT, NodeOS.AL2023).user_data
     assert isinstance(up_to_date, bytes)
     decision = reconcile_nodegroup(ng, TemplateVersion(5, base64.b64encode(up_to_date).decode()), CONFIG, CONTEXT)

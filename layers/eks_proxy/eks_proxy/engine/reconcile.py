@@ -93,18 +93,23 @@ def find_reusable_version(candidates: Sequence[TemplateVersion], source_version:
     return None
 
 
-def _new_user_data(current: str | None, config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> str | None:
-    """Base64 user data for the new version, or None when the current one already is exactly that.
+def _new_user_data(
+    current: str | None, config: ProxyConfig, context: NodeContext, node_os: NodeOS
+) -> tuple[str | None, str]:
+    """Base64 user data for the new version, or None when the current one already is exactly that; and inject's
+    note when it changes for a reason the fingerprint cannot show ("" otherwise).
 
     Up to date means "inject would change nothing", not "our marker is there": a deleted or hand-edited part of
-    ours still carries the marker but is drift, and gets refreshed.
+    ours still carries the marker but is drift, and gets refreshed; so does a user's NodeConfig part that would
+    override our proxy variables (merge.py).
     """
     if not current:
-        return base64.b64encode(render_userdata(config, context, node_os)).decode()
+        return base64.b64encode(render_userdata(config, context, node_os)).decode(), ""
     result = inject(current, config, context, node_os)
     if not result.changed:
-        return None
-    return result.user_data.decode() if isinstance(result.user_data, bytes) else result.user_data
+        return None, ""
+    data = result.user_data.decode() if isinstance(result.user_data, bytes) else result.user_data
+    return data, result.note
 
 
 def _resolve_os(nodegroup: NodegroupState, os_hint_tag_key: str) -> tuple[NodeOS | None, str]:
@@ -183,7 +188,7 @@ def reconcile_nodegroup(
         current_user_data=current.user_data,
     )
     try:
-        new_user_data = _new_user_data(current.user_data, config, context, node_os)
+        new_user_data, note = _new_user_data(current.user_data, config, context, node_os)
     except UserDataError as error:
         return replace(
             out,
@@ -210,5 +215,5 @@ def reconcile_nodegroup(
             new_user_data=new_user_data,
         )
     return replace(
-        out, outcome=Outcome.CREATE_VERSION, reason="proxy configuration differs", new_user_data=new_user_data
+        out, outcome=Outcome.CREATE_VERSION, reason=note or "proxy configuration differs", new_user_data=new_user_data
     )

@@ -76,12 +76,13 @@ _CA_NOT_READ = (
 
 @dataclass(frozen=True)
 class InjectResult:
-    """What :func:`inject` produced: the user data (input's encoding and type), our fingerprint, and whether the
-    user data differs from the input."""
+    """What :func:`inject` produced: the user data (input's encoding and type), our fingerprint, whether the user
+    data differs from the input, and, when it differs for a reason the fingerprint cannot show, that reason."""
 
     user_data: bytes | str
     fingerprint: str
     changed: bool
+    note: str = ""
 
 
 def desired_fingerprint(config: ProxyConfig, context: NodeContext, node_os: NodeOS) -> str:
@@ -130,10 +131,11 @@ def inject(existing: bytes | str, config: ProxyConfig, context: NodeContext, nod
     node_os = NodeOS(node_os)
     raw, was_base64 = _decode(existing)
     fingerprint = desired_fingerprint(config, context, node_os)
+    note = ""
     if node_os is NodeOS.BOTTLEROCKET:
         merged = _inject_toml(raw, config, context, fingerprint)
     else:
-        merged = _inject_mime(raw, proxy_environment(config, context), node_os, fingerprint)
+        merged, note = _inject_mime(raw, proxy_environment(config, context), node_os, fingerprint)
     if merged == raw:
         return InjectResult(existing, fingerprint, changed=False)
     if len(merged) > USER_DATA_LIMIT:
@@ -145,7 +147,9 @@ def inject(existing: bytes | str, config: ProxyConfig, context: NodeContext, nod
             f"{USER_DATA_LIMIT} bytes (before base64); shrink the launch template's own user data"
             + (" or the CA bundle" if ca else "")
         )
-    return InjectResult(_encode(merged, was_base64, as_text=isinstance(existing, str)), fingerprint, changed=True)
+    return InjectResult(
+        _encode(merged, was_base64, as_text=isinstance(existing, str)), fingerprint, changed=True, note=note
+    )
 
 
 def find_fingerprint(existing: bytes | str) -> str | None:
@@ -241,7 +245,13 @@ def _is_text(data: bytes) -> bool:
 # --- Amazon Linux: MIME ---------------------------------------------------------------------------------------
 
 
-def _inject_mime(raw: bytes, env: ProxyEnvironment, node_os: NodeOS, fingerprint: str) -> bytes:
+_OVERRIDDEN = (
+    "a NodeConfig part after ours sets proxy variables and would override ours in nodeadm's merge: ours move last"
+)
+
+
+def _inject_mime(raw: bytes, env: ProxyEnvironment, node_os: NodeOS, fingerprint: str) -> tuple[bytes, str]:
+    """The merged document, and the note for a move the fingerprint cannot show ("" otherwise)."""
     if not raw.strip():
         document = mime.new_document(BOUNDARY, [])
     elif mime.looks_like_mime(raw):
@@ -255,11 +265,13 @@ def _inject_mime(raw: bytes, env: ProxyEnvironment, node_os: NodeOS, fingerprint
     mine = [index for index, part in enumerate(parts) if _is_ours(part)]
     kept = [part for index, part in enumerate(parts) if index not in mine]
     position = mine[0] if mine else len(parts)
+    note = ""
     if node_os is NodeOS.AL2023:
         theirs, last_setter = _users_nodeconfig_proxy(parts, mine)
         env = replace(env, no_proxy=tuple(dict.fromkeys((*env.no_proxy, *theirs))))
         if last_setter > position:
             position = len(kept)  # a user's proxy settings after ours would win in nodeadm's merge
+            note = _OVERRIDDEN
         ours = al2023.render_parts(env, fingerprint)
     else:
         ours = al2.render_parts(env, fingerprint)
@@ -276,7 +288,7 @@ def _inject_mime(raw: bytes, env: ProxyEnvironment, node_os: NodeOS, fingerprint
         if b"\n--" + document.boundary in part.raw:
             raise UserDataError("the user data's MIME boundary occurs in our own content; cannot merge safely")
     kept[position:position] = new_parts
-    return document.with_parts(kept).join()
+    return document.with_parts(kept).join(), note
 
 
 def _users_nodeconfig_proxy(parts: list[mime.MimePart], mine: list[int]) -> tuple[list[str], int]:
