@@ -11,7 +11,8 @@ parameter value dispatched mid-rollout). Waits and retries are fast-forwarded (s
 
 1. converged or reported: every node group that still exists and is in scope runs a launch template version
    carrying the parameter's *current* value (verified on its new nodes when we rolled it), or its last record says
-   `failed` / `skipped` with a true reason and an alarm names it (a node group that is gone needs no alarm);
+   why not (failed, skipped, not started, rolled back, ...) with a true reason and an alarm names it (a node group
+   that is gone needs no alarm);
 2. no teammate's change reverted: a node group a teammate rolled to their version still runs their change (their
    instance type, kept in every version we derive from theirs);
 3. no node group rolled twice for one change: never two successful updates of ours in a row to versions carrying the
@@ -375,7 +376,8 @@ def violations(rig: Rig) -> list[str]:
             found.append(f"1 reported falsely: {nodegroup} 'rolled back to version {claimed.group(1)}' runs {running}")
             continue
         outcome = last[-1]["outcome"] if last else None
-        reported = outcome in ("failed", "skipped") and bool(last[-1].get("summary"))
+        # failed, skipped, not started, superseded, rolled back, rollback failed, moved on: anything but "it worked"
+        reported = outcome not in (None, "rolled", "up_to_date") and bool(last[-1].get("summary"))
         alarmed = f"{CLUSTER}/{nodegroup}" in alarm_text
         if not (reported and alarmed):
             found.append(
