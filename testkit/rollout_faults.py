@@ -219,14 +219,18 @@ class Rig:
 
     def preflight(self, event: dict[str, Any], context: Any) -> Any:
         self._fire("preflight", None, "before")
-        return {"ok": True, "result": "ok", "detail": "stub", "latency_ms": {}}
+        result = {"ok": True, "result": "ok", "detail": "stub", "latency_ms": {}}
+        self._fire("preflight", None, "after")
+        return result
 
     def verify(self, event: dict[str, Any], context: Any) -> Any:
         self.verified.append((str(event.get("nodegroup")), time.monotonic()))
         self._fire("verify", event.get("nodegroup"), "before")
         ok = event["nodegroup"] not in self.verify_fails
         outcome = "pulled" if ok else "failed"
-        return {"ok": ok, "nodes": [{"node": "ip-10-0-1-20", "result": outcome, "message": ""}], "summary": outcome}
+        result = {"ok": ok, "nodes": [{"node": "ip-10-0-1-20", "result": outcome, "message": ""}], "summary": outcome}
+        self._fire("verify", event.get("nodegroup"), "after")
+        return result
 
     # -- running ---------------------------------------------------------------------------------------------------
     def executions(self) -> list[dict[str, Any]]:
