@@ -30,7 +30,7 @@ class MotoServer:
 
     def reset(self) -> None:
         req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        urllib.request.urlopen(req, timeout=10).read()
+        urllib.request.urlopen(req, timeout=60).read()  # a reset on a loaded machine can take more than 10 s
 
     def client(self, service: str, region: str = "eu-west-1") -> Any:
         import boto3

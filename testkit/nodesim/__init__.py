@@ -14,5 +14,6 @@ The node, emulated from the sources of each component:
 - :mod:`.systemd`       the environment systemd would start a unit with, from the node's files
 - :mod:`.bottlerocket`  the environment Bottlerocket's proxy.env template gives containerd (not booted)
 - :mod:`.samples`       hand-written user data: the 2020 recipe (must fail) and a minimal correct one
+- :mod:`.eks`           the cluster a node joins, what EKS appends to its user data, the `eks-proxy` CLI it runs
 - :mod:`.testbed`       the three-namespace topology wired together (the ``testbed`` fixture)
 """
