@@ -214,6 +214,8 @@ class Rig:
             self.update_owner[result["update_id"]] = str(event.get("change_id"))
         if action == "record":
             self.records.append(result)
+        if action == "settle":  # an execution's final word per node group (not started, superseded, ... included)
+            self.records.extend(r for r in result.get("results") or [] if isinstance(r, dict))
         self._fire(action, nodegroup, "after")
         return result
 
