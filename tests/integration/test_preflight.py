@@ -308,17 +308,23 @@ class _Hostile:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
         self._answer = answer
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
-        while True:
+        # A timeout, not close() from another thread: a thread blocked in accept() keeps the listening socket (and
+        # its port) alive after close(), answering whatever connects there later.
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(2)
             with conn:
-                conn.settimeout(2)
                 try:
                     conn.recv(4096)
                     conn.sendall(self._answer)
@@ -326,8 +332,9 @@ class _Hostile:
                     pass
 
     def stop(self) -> None:
-        self.sock.close()
+        self._stop.set()
         self._thread.join(5)
+        self.sock.close()
 
 
 @pytest.mark.parametrize(
