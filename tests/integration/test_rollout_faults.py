@@ -114,6 +114,28 @@ def with_slow_sibling(scenario: Scenario) -> Scenario:
     return slowed
 
 
+def _ours(rig: Rig, nodegroup: str) -> list[Any]:
+    return [u for u in list(moto_eks_updates.UPDATES.values()) if u.nodegroup == nodegroup and u.id in rig.update_owner]
+
+
+def teammate_rolls_the_canary_meanwhile(rig: Rig) -> None:
+    """A teammate rolls ng-a right after our canary update; their CloudTrail event starts a second rollout for ng-a
+    while the first one goes on with ng-b and ng-c. ng-c's update lasts until the second rollout has started its
+    update of ng-a (or 20 s have passed): only a per-cluster lock keeps the two rollouts apart."""
+
+    def long_update_of_ng_c(r: Rig) -> None:
+        [update] = _ours(r, "ng-c")[-1:]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(_ours(r, "ng-a")) < 2:
+            time.sleep(0.02)
+        update.polls_left = 0  # then it ends at the next poll
+
+    moto_eks_updates.script(CLUSTER, "ng-c", polls=100_000)
+    rig.faults.append(Fault("describe_update", when="after", nodegroup="ng-a", do=teammate_update("ng-a")))
+    rig.faults.append(Fault("describe_update", nodegroup="ng-c", do=long_update_of_ng_c))
+    _change(rig)
+
+
 def scripted(nodegroup: str, **script: Any) -> Scenario:
     def scenario(rig: Rig) -> None:
         if (CLUSTER, nodegroup) in moto_eks_updates.SCRIPTS:
@@ -186,7 +208,9 @@ SCENARIOS: list[tuple[str, Scenario]] = [
     *[
         (f"teammate-update-at-{action}", at(action, when, "ng-a", do=teammate_update("ng-a")))
         for action, when in STEPS_OF_A_NODEGROUP
+        if action != "describe_update"
     ],
+    ("teammate-update-at-describe_update", teammate_rolls_the_canary_meanwhile),
     *[
         (f"teammate-version-at-{action}", at(action, when, "ng-b", do=teammate_version("ng-b")))
         for action, when in STEPS_OF_A_NODEGROUP[::2]
