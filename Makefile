@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers: `auto` is one per core; `make test PYTEST_WORKERS=0` runs the suite in one process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: help install tools test unit lint format demo bench validate build clean
+.PHONY: help install tools test unit lint format demo bench validate build clean asl
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,6 +51,9 @@ format: $(STAMP)
 
 demo: $(STAMP) ## the whole product on an embedded default, against a local moto server
 	$(PY) -m demo $(DEMO_ARGS)
+
+asl: $(STAMP) ## regenerate statemachine/rollout.asl.json (tests fail when it differs from statemachine/generate.py)
+	$(PY) statemachine/generate.py
 
 bench: $(STAMP) ## print the figures the issues ask for
 	$(PY) bench/run.py

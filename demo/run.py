@@ -316,7 +316,7 @@ def _wire_the_functions(demo: Demo) -> None:
         {
             "RolloutStepFunctionArn": moto_lambda_handlers.register(f"{STACK}-rollout-step", step_handler),
             "PreflightFunctionArn": moto_lambda_handlers.register(f"{STACK}-preflight", preflight_handler),
-            "VerifyFunctionArn": moto_lambda_handlers.register(f"{STACK}-verify", verify_handler),
+            "VerifyFunctionArn": moto_lambda_handlers.register(f"{STACK}-verify", _recorded(verify_handler)),
         },
         name=f"{STACK}-rollout",
     )  # fmt: skip
@@ -352,6 +352,7 @@ def _the_change_event(demo: Demo) -> bool:
 
 def _dispatch_and_rollout(demo: Demo) -> None:
     """4. The real dispatch handler starts the rollout; the state machine runs it to its end."""
+    from demo.scenario import CLUSTER
     from testkit import moto_lambda_handlers
     from testkit.engine_world import FakeContext
 
@@ -365,6 +366,11 @@ def _dispatch_and_rollout(demo: Demo) -> None:
     report(f"  state machine {world.state_machine_arn.rsplit(':', 1)[-1]}: {execution['status']}")
     calls = Counter(e.get("action", name.removeprefix(f"{STACK}-")) for name, e in moto_lambda_handlers.INVOCATIONS)
     report("  task invocations: " + ", ".join(f"{action} {count}" for action, count in calls.items()))
+    held = world.lease(CLUSTER)
+    report(
+        f"  cluster lease (DynamoDB {world.lease_table}, one rollout per cluster): "
+        + (f"still held by {held.get('owner')}" if held else "taken by the rollout, released at its end")
+    )
     preflight = _preflight_output(sfn, dispatched["execution_arn"])
     report(f"  preflight: {preflight}")
     report(
@@ -378,14 +384,14 @@ def _dispatch_and_rollout(demo: Demo) -> None:
         )
     else:
         report(f"  {SIMULATED} the pull verification (no Kubernetes API here)")
-    demo.verifications = _task_outputs(sfn, dispatched["execution_arn"], "nodes")
+    demo.verifications = list(VERIFICATIONS)  # each node group's verify ran in its own child execution
     if kubernetes:
         created = sum(1 for r in kubernetes.requests if r.method == "POST" and r.path.endswith("/pods"))
         deleted = sum(1 for r in kubernetes.requests if r.method == "DELETE" and "/pods/" in r.path)
         refused = kubernetes.unauthorized
         report(f"  verification pods: {created} created, {deleted} deleted; refused for a bad EKS token: {refused}")
     output = json.loads(execution.get("output") or "{}")
-    demo.outcomes = {r["nodegroup"]: r for wave in output.get("results", []) for r in wave}
+    demo.outcomes = {r["nodegroup"]: r for r in output.get("results", [])}
 
 
 def _per_nodegroup(demo: Demo) -> bool:
@@ -578,16 +584,18 @@ def _pointed_at(cluster_access: Any, kubernetes: Any) -> Any:
     return lambda eks, name: cluster_access(PointedAtFake(eks, kubernetes), name)
 
 
-def _task_outputs(sfn: Any, arn: str, key: str) -> list[dict[str, Any]]:
-    """Every Lambda task result in the execution's history that has `key` (e.g. the verify results: "nodes")."""
-    found = []
-    for event in sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]:
-        text = (event.get("lambdaFunctionSucceededEventDetails") or {}).get("output")
-        if text:
-            result = json.loads(text)
-            if isinstance(result, dict) and key in result:
-                found.append(result)
-    return found
+VERIFICATIONS: list[dict[str, Any]] = []  # every verify result, in order
+
+
+def _recorded(handler: Any) -> Any:
+    """The verify handler, its results kept for the report (they live in the node groups' child executions)."""
+
+    def run(event: dict[str, Any], context: Any) -> Any:
+        result = handler(event, context)
+        VERIFICATIONS.append(result)
+        return result
+
+    return run
 
 
 def _version_count(world: Any) -> int:

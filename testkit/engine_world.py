@@ -1,6 +1,6 @@
 """Builds the AWS side the engine works on, on a moto server over HTTP: VPC, clusters, launch templates, node
-groups, the proxy parameter, the alarm topic (with an SQS inbox to read what was published) and the rollout state
-machine from statemachine/rollout.asl.json. Shared by the engine tests and bench/bench_engine.py."""
+groups, the proxy parameter, the alarm topic (with an SQS inbox to read what was published), the lease table and the
+rollout state machine from statemachine/rollout.asl.json. Shared by the engine tests and bench/bench_engine.py."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ class World:
     subnets: list[str]
     topic_arn: str
     queue_url: str
+    lease_table: str = "eks-proxy-leases"
     state_machine_arn: str = ""
     templates: dict[str, str] = field(default_factory=dict)  # name -> id
 
@@ -128,9 +129,19 @@ class World:
         ng = self.clients["eks"].describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
         return (ng.get("launchTemplate") or {}).get("version")
 
+    def lease(self, cluster: str) -> dict[str, Any] | None:
+        """The cluster's lease item (plain values), None when no rollout holds it."""
+        item = (
+            self.clients["dynamodb"]
+            .get_item(TableName=self.lease_table, Key={"cluster": {"S": cluster}}, ConsistentRead=True)
+            .get("Item")
+        )
+        return {k: next(iter(v.values())) for k, v in item.items()} if item else None
+
     def create_state_machine(self, substitutions: dict[str, str], name: str = "eks-proxy-rollout") -> str:
         """Our ASL, with DefinitionSubstitutions applied exactly as CloudFormation would (`${Name}`)."""
         definition = ASL.read_text()
+        substitutions = {"LeaseTableName": self.lease_table, **substitutions}
         for key, value in substitutions.items():
             definition = definition.replace("${" + key + "}", value)
         assert "${" not in definition, "unsubstituted DefinitionSubstitutions left in the ASL"
@@ -144,7 +155,8 @@ class World:
 def build_world(server: Any) -> World:
     """A VPC with two subnets, the alarm topic with an SQS inbox; clusters and node groups are added by the test."""
     clients = {
-        name: server.client(name) for name in ("ec2", "eks", "ssm", "sns", "sqs", "stepfunctions", "lambda", "iam")
+        name: server.client(name)
+        for name in ("ec2", "eks", "ssm", "sns", "sqs", "stepfunctions", "lambda", "iam", "dynamodb")
     }
     ec2 = clients["ec2"]
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -158,7 +170,18 @@ def build_world(server: Any) -> World:
         "QueueArn"
     ]
     clients["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    create_lease_table(clients["dynamodb"], "eks-proxy-leases")
     return World(server_url=server.url, clients=clients, subnets=subnets, topic_arn=topic, queue_url=queue)
+
+
+def create_lease_table(dynamodb: Any, name: str) -> None:
+    """The lease table as template.yaml declares it (LeaseTable): one item per cluster, key `cluster`."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "cluster", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "cluster", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 class FakeContext:

@@ -14,7 +14,8 @@ The outcome of each node group update is scripted per node group (`script(cluste
   `NodeCreationFailure`, or e.g. `PodEvictionFailure`); `outcomes`: the outcomes of the next updates in order
   (consumed one per update, then `outcome` again: "the update fails, its rollback fails too");
 - `creating_reads`: the node group is `CREATING` for its next N DescribeNodegroup reads, then `ACTIVE`.
-While an update is `InProgress` the node group is `UPDATING` and another update is refused, as in EKS.
+While an update is `InProgress` the node group is `UPDATING` and another update is refused, as in EKS; a request
+repeating an earlier one's `clientRequestToken` gets that earlier update back (EKS's idempotency token).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class _Update:
 
 SCRIPTS: dict[tuple[str, str], UpdateScript] = {}
 UPDATES: dict[str, _Update] = {}
+TOKENS: dict[str, str] = {}  # clientRequestToken -> the update it started (EKS: the same token, the same update)
 CALLS: list[dict[str, Any]] = []  # every UpdateNodegroupVersion request received, in order
 
 
@@ -79,6 +81,7 @@ def reset() -> None:
         SCRIPTS.clear()
         UPDATES.clear()
         CALLS.clear()
+        TOKENS.clear()
 
 
 def _nodegroup(backend: EKSBackend, cluster: str, name: str) -> Nodegroup:
@@ -121,9 +124,12 @@ def _update_nodegroup_version(self: EKSResponse) -> ActionResult:
     cluster, name = self._get_param("name"), self._get_param("nodegroupName")
     launch_template = dict(self._get_param("launchTemplate") or {})
     force = self._get_param("force")
+    token = self._get_param("clientRequestToken")
     backend: EKSBackend = eks_backends[self.current_account][self.region]
     with _LOCK:
         ng = _nodegroup(backend, cluster, name)
+        if token and token in TOKENS:  # a repeated request: the update the first one started, nothing new
+            return ActionResult({"update": _update_view(UPDATES[TOKENS[token]])})
         CALLS.append({"cluster": cluster, "nodegroup": name, "launchTemplate": launch_template, "force": force})
         plan = SCRIPTS.setdefault((cluster, name), UpdateScript())
         if plan.busy > 0 or ng.status in {"UPDATING", "CREATING"}:
@@ -150,6 +156,8 @@ def _update_nodegroup_version(self: EKSResponse) -> ActionResult:
             error_code=plan.error_code,
         )
         UPDATES[update.id] = update
+        if token:
+            TOKENS[token] = update.id
         ng.status = "UPDATING"
         return ActionResult({"update": _update_view(update)})
 
@@ -167,6 +175,7 @@ def _describe_update(self: EKSResponse) -> ActionResult:
                 addonName=None,
                 message=f"No update found for ID: {update_id}",
             )
+        _nodegroup(backend, update.cluster, update.nodegroup)  # EKS: no update of a node group that is gone
         if update.status == "InProgress":
             if update.polls_left > 0:
                 update.polls_left -= 1

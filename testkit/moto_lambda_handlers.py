@@ -23,6 +23,10 @@ from testkit.engine_world import FakeContext
 Handler = Callable[[dict[str, Any], Any], Any]
 HANDLERS: dict[str, Handler] = {}
 INVOCATIONS: list[tuple[str, dict[str, Any]]] = []  # (function name, event) in call order
+ERRORS: list[tuple[str, dict[str, Any], str]] = []  # (function name, event, errorType) of every failed invocation
+# Injected faults: (function name, action) -> how many more invocations ran the handler and then reported
+# `errorType` as if the Lambda service had failed after the work was done (a timeout, a lost response).
+FAULTS: dict[tuple[str, str], tuple[int, str]] = {}
 _LOCK = threading.Lock()
 _original_invoke = LambdaBackend.invoke
 
@@ -37,6 +41,24 @@ def reset() -> None:
     HANDLERS.clear()
     with _LOCK:
         INVOCATIONS.clear()
+        ERRORS.clear()
+        FAULTS.clear()
+
+
+def fail_after_running(function_name: str, action: str, times: int = 1, error: str = "Sandbox.Timedout") -> None:
+    """The next `times` invocations of `action` run the handler (its effects happen), then report `error`."""
+    with _LOCK:
+        FAULTS[(function_name, action)] = (times, error)
+
+
+def _injected(name: str, event: dict[str, Any]) -> str | None:
+    with _LOCK:
+        key = (name, str(event.get("action")))
+        times, error = FAULTS.get(key, (0, ""))
+        if times <= 0:
+            return None
+        FAULTS[key] = (times - 1, error)
+        return error
 
 
 def _name(function: str) -> str:
@@ -55,12 +77,22 @@ def _invoke(
         INVOCATIONS.append((_name(function_name), event))
     try:
         payload = json.dumps(handler(event, FakeContext()))
+        injected = _injected(_name(function_name), event)
+        if injected:
+            raise _Injected(injected)
     except Exception as error:  # the Lambda runtime reports any exception the same way
         response_headers["x-amz-function-error"] = "Unhandled"
-        payload = json.dumps({"errorType": type(error).__name__, "errorMessage": str(error), "stackTrace": []})
+        kind = str(error) if isinstance(error, _Injected) else type(error).__name__
+        with _LOCK:
+            ERRORS.append((_name(function_name), event, kind))
+        payload = json.dumps({"errorType": kind, "errorMessage": str(error), "stackTrace": []})
     data = payload.encode()
     response_headers["Content-Length"] = str(len(data))
     return data
+
+
+class _Injected(Exception):
+    """An injected fault (its message is the error type Step Functions sees)."""
 
 
 def install() -> None:

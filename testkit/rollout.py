@@ -25,6 +25,7 @@ class Stubs:
         self.preflight_inputs: list[dict[str, Any]] = []
         self.during_preflight: list[Any] = []  # callables run while "probing" (to change the world mid-run)
         self.verify_inputs: list[dict[str, Any]] = []
+        self.during_verify: dict[str, list[Any]] = {}  # node group -> callables run while "verifying" it
 
     def preflight(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.preflight_inputs.append(event)
@@ -34,6 +35,8 @@ class Stubs:
 
     def verify(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.verify_inputs.append(event)
+        for action in self.during_verify.get(event["nodegroup"], []):
+            action()
         ok = event["nodegroup"] not in self.verify_fails
         result = "pulled" if ok else "failed"
         message = "" if ok else "ErrImagePull: proxyconnect tcp: dial tcp 10.0.0.10:3128: i/o timeout"

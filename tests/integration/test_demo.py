@@ -56,7 +56,12 @@ def test_the_change_is_routed_by_the_template_rules_and_rolled(
     assert "a look-alike (/eks-proxy/config-old) matches: nothing" in out
     assert "dispatch: started, 3 node group(s) to roll" in out
     assert "state machine eks-proxy-rollout: SUCCEEDED" in out
-    assert re.search(r"task invocations: validate_input 1, preflight 1, refresh 3, start_update 3, .*verify 3", out)
+    assert re.search(
+        r"task invocations: validate_input 1, lease_clock 1, preflight 1, plan_wave 3, refresh 3, start_update 3, "
+        r".*verify 3, record 3, settle 1",
+        out,
+    )
+    assert "cluster lease (DynamoDB eks-proxy-leases, one rollout per cluster): taken by the rollout, released" in out
 
 
 def test_each_nodegroup_case(demo: tuple[subprocess.CompletedProcess[str], str]) -> None:

@@ -165,9 +165,13 @@ def test_150_nodegroups_across_3_clusters_are_all_planned(world: World) -> None:
     assert result["status"] == "started"
     assert result["nodegroups"]["create_version"] == 150
     assert calls["ListNodegroups"] == 4  # prod: 2 pages, staging: 1, batch: 1
-    document = json.loads(executions(world)[0]["input"])
-    planned = {(t["cluster"], t["nodegroup"]) for t in [document["canary"], *document["rest"]]}
-    assert planned == {(c, f"ng-{i:03d}") for c, n in layout.items() for i in range(n)}
+    # One rollout per cluster (the lease is per cluster), each with its own canary.
+    documents = [json.loads(e["input"]) for e in executions(world)]
+    assert len(documents) == len(result["executions"]) == 3
+    planned = [(t["cluster"], t["nodegroup"]) for d in documents for t in [d["canary"], *d["rest"]]]
+    assert len(planned) == len(set(planned)) == 150
+    assert set(planned) == {(c, f"ng-{i:03d}") for c, n in layout.items() for i in range(n)}
+    assert all(len({t["cluster"] for t in [d["canary"], *d["rest"]]}) == 1 for d in documents)
 
 
 def test_out_of_scope_nodegroups_are_reported_never_rolled(world: World, capsys: pytest.CaptureFixture[str]) -> None:

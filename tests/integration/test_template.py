@@ -42,7 +42,7 @@ FUNCTIONS = {
     "PreflightFunction": "preflight",
     "VerifyFunction": "verify",
 }
-SUBSTITUTIONS = {"RolloutStepFunctionArn", "PreflightFunctionArn", "VerifyFunctionArn"}
+SUBSTITUTIONS = {"RolloutStepFunctionArn", "PreflightFunctionArn", "VerifyFunctionArn", "LeaseTableName"}
 TWO_CLUSTERS = {"ClusterNames": "prod,staging"}
 SAM_ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "SAM_CLI_DISABLE_VERSION_CHECK": "1"}
 

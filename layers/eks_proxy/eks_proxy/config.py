@@ -108,8 +108,9 @@ class Settings:
     verify_image: str = _env("VERIFY_IMAGE", _text, "docker.io/library/busybox:1.36")
     verify_namespace: str = _env("VERIFY_NAMESPACE", _text, "eks-proxy-verify")
     verify_timeout_seconds: int = _env("VERIFY_TIMEOUT_SECONDS", _int(1), 240)
-    # Seconds between DescribeUpdate polls (and CREATING re-checks) of the rollout.
-    rollout_wait_seconds: int = _env("ROLLOUT_WAIT_SECONDS", _int(0), 30)
+    # Seconds before the first check of anything the rollout waits for (an update, CREATING, someone else's update,
+    # the cluster's lease); later checks x1.5, at most 120 s (eks_proxy.engine.lease.poll_wait).
+    rollout_wait_seconds: int = _env("ROLLOUT_WAIT_SECONDS", _int(0), 60)
     # Node groups per execution (~110 history events each for a 20-minute update; 25,000 max).
     max_nodegroups_per_rollout: int = _env("MAX_NODEGROUPS_PER_ROLLOUT", _int(1), 150)
     # The preflight's probe: TCP connect to the proxy, then every read/write; a PEM file replacing the system CAs.

@@ -54,6 +54,8 @@ ROLLOUT_FAILED = "RolloutFailed"
 # outcomes of the rollout safety work (registered here so every emitter shares the names)
 NODEGROUPS_GONE = "NodegroupsGone"
 NODEGROUPS_MOVED_ON = "NodegroupsMovedOn"
+NODEGROUPS_SUPERSEDED = "NodegroupsSuperseded"
+NODEGROUPS_NOT_STARTED = "NodegroupsNotStarted"
 ROLLBACK_FAILED = "RollbackFailed"
 DRIFT_PERSISTING = "DriftPersisting"
 # preflight
@@ -104,6 +106,20 @@ REGISTRY: dict[str, MetricSpec] = {
             "failed node groups not rolled back because someone else changed them meanwhile",
         ),
         MetricSpec(ROLLBACK_FAILED, _COUNT, _PER_CLUSTER, "rollout step", "rollbacks that did not succeed"),
+        MetricSpec(
+            NODEGROUPS_SUPERSEDED,
+            _COUNT,
+            _PER_CLUSTER,
+            "rollout step",
+            "node groups a rollout left to a newer parameter version's rollout (which runs next)",
+        ),
+        MetricSpec(
+            NODEGROUPS_NOT_STARTED,
+            _COUNT,
+            _PER_CLUSTER,
+            "rollout step",
+            "node groups not started because another node group of the rollout failed first",
+        ),
         MetricSpec(ROLLOUT_FAILED, _COUNT, (), "rollout step", "rollouts that failed (notify_failure; alarm)"),
         MetricSpec(
             DRIFT_PERSISTING,

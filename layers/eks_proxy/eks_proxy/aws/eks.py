@@ -128,15 +128,28 @@ def cluster_access(eks: Any, cluster_name: str) -> ClusterAccess:
 
 
 def update_nodegroup_version(
-    eks: Any, cluster: str, nodegroup: str, launch_template: LaunchTemplateRef, version: int, *, force: bool
+    eks: Any,
+    cluster: str,
+    nodegroup: str,
+    launch_template: LaunchTemplateRef,
+    version: int,
+    *,
+    force: bool,
+    token: str | None = None,
 ) -> str:
     """Roll the node group to `version` of its launch template; returns the update id.
 
     Only `launchTemplate` is passed (never `version`/`releaseVersion`: they are invalid with a custom AMI).
+    `token` (clientRequestToken) makes a repeated call (a retried step) return the update the first call started.
     Raises ClientError `ResourceInUseException` while another update runs (the state machine retries).
     """
+    extra = {"clientRequestToken": token} if token else {}
     response = eks.update_nodegroup_version(
-        clusterName=cluster, nodegroupName=nodegroup, launchTemplate=launch_template.for_update(version), force=force
+        clusterName=cluster,
+        nodegroupName=nodegroup,
+        launchTemplate=launch_template.for_update(version),
+        force=force,
+        **extra,
     )
     return str(response["update"]["id"])
 

@@ -94,3 +94,14 @@ def succeeded_step_outputs(sfn: Any, execution_arn: str) -> Iterator[str]:
                 text = (event.get(key) or {}).get("output")
                 if text:
                     yield str(text)
+
+
+def execution_status(sfn: Any, arn: str) -> str | None:
+    """The status of the execution `arn` (RUNNING, SUCCEEDED, ...); `GONE` when it does not exist; None when unknown
+    (no permission, throttled): the lease's caller then relies on the lease's expiry."""
+    try:
+        return str(sfn.describe_execution(executionArn=arn)["status"])
+    except ClientError as error:
+        if error_code(error) in {"ExecutionDoesNotExist", "InvalidArn"}:
+            return "GONE"
+        return None

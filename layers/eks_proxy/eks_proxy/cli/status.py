@@ -7,10 +7,12 @@ only). The state machine is `--state-machine ARN`, else the `RolloutStateMachine
 stack `--stack` (default ``eks-proxy``, the stack name in samconfig.toml): CloudFormation names the state machine
 itself (`RolloutStateMachine-<random>`), so the stack output is the one reliable way to find it by name.
 
-Per node group, the outcome comes from the execution output (`results`: the `record` step of every node group);
-for an execution that failed or is still running, from the `record` steps in its history. `--cluster` keeps the
-latest rollouts that touched one cluster (and only its node groups). Exit 0; 2 with one line when the stack or state
-machine does not exist.
+Per node group, the outcome comes from the execution output (`results`: one record per node group, see
+`eks_proxy.engine.waves.OUTCOMES`: rolled, up_to_date, skipped, gone, superseded, not_started, failed, rolled_back,
+rollback_failed, moved_on); for an execution that failed or is still running, from the records its `plan_wave` and
+`settle` steps returned (in its history; node groups of a wave still running show as "not reached").
+`--cluster` keeps the latest rollouts that touched one cluster (and only its node groups). Exit 0; 2 with one line
+when the stack or state machine does not exist.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class NodegroupOutcome:
 
     cluster: str
     nodegroup: str
-    outcome: str  # rolled, skipped, failed
+    outcome: str  # one of eks_proxy.engine.waves.OUTCOMES
     summary: str
 
 
@@ -85,7 +87,7 @@ def state_machine_from_stack(cloudformation: Any, stack: str) -> str:
 
 
 def _records(value: Any) -> Iterator[NodegroupOutcome]:
-    """Every `record` result inside an execution output (nested lists of waves)."""
+    """Every `record` result inside an execution output or a step result (the plan's `results`, at any depth)."""
     if isinstance(value, list):
         for item in value:
             yield from _records(item)
@@ -93,6 +95,9 @@ def _records(value: Any) -> Iterator[NodegroupOutcome]:
         yield NodegroupOutcome(
             str(value["cluster"]), str(value["nodegroup"]), str(value["outcome"]), str(value["summary"])
         )
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _records(item)
 
 
 def _history_records(sfn: Any, arn: str) -> list[NodegroupOutcome]:
@@ -197,7 +202,7 @@ def render_rollouts(rollouts: list[Rollout], cluster: str | None) -> list[str]:
             label = f"{target[0]}/{target[1]}"
             found = outcomes.get(target)
             # The record summary starts with "<cluster>/<nodegroup> ": shown once, in the first column.
-            text = f"{found.outcome:<8} {found.summary.removeprefix(label).strip()}" if found else "not reached"
+            text = f"{found.outcome:<15} {found.summary.removeprefix(label).strip()}" if found else "not reached"
             lines.append(f"  {label:<{width}}  {text}{'  (canary)' if index == 0 else ''}")
         if rollout.error:
             lines.append(f"  error {rollout.error}: {' '.join(rollout.cause.split())[:300]}")

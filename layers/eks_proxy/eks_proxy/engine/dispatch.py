@@ -17,7 +17,7 @@ from typing import Any
 
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.sns import publish_alarm
-from eks_proxy.aws.ssm import ParameterNotFound, attach_ca_bundle, read_parameter
+from eks_proxy.aws.ssm import ParameterNotFound, ParameterValue, attach_ca_bundle, read_parameter
 from eks_proxy.aws.stepfunctions import start_execution
 from eks_proxy.config import Settings
 from eks_proxy.engine import drift as drift_retry
@@ -25,7 +25,7 @@ from eks_proxy.engine.contracts import EventError, Trigger, parse_trigger
 from eks_proxy.engine.drift import next_sweep_attempt, persisting_drift, sweep_attempts
 from eks_proxy.engine.execution import execution_input, execution_name
 from eks_proxy.engine.plan import plan_scope
-from eks_proxy.engine.scope import Ignored, scope_for
+from eks_proxy.engine.scope import Ignored, Scope, scope_for
 from eks_proxy.model import Decision, Outcome
 from eks_proxy.proxy.value import ProxyValueError, parse_proxy_value
 
@@ -43,6 +43,7 @@ class DispatchResult:
     execution_arn: str | None = None
     decisions: list[Decision] = field(default_factory=list)
     drift: dict[str, int] | None = None  # sweeps only: DriftPersisting per cluster in scope (engine/drift.py)
+    executions: list[str] = field(default_factory=list)  # one rollout per cluster: its ARN (or name if a duplicate)
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for d in self.decisions if d.outcome is outcome)
@@ -55,6 +56,7 @@ class DispatchResult:
             "execution_arn": self.execution_arn,
             "nodegroups": {o.value: self.count(o) for o in Outcome},
             "drift": self.drift,
+            "executions": self.executions,
         }
 
 
@@ -135,11 +137,48 @@ def dispatch(event: dict[str, Any], clients: AwsClients, settings: Settings) -> 
     drift = persisting_drift(decisions, scope.clusters, rollout_ended=False) if trigger.kind == "sweep" else None
     if not rollouts:
         return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions, drift=drift)
+    # One execution per cluster: the lease that keeps two rollouts out of one cluster is per cluster, and a rollout
+    # that finds it taken waits for it (the change is never lost: it runs next).
+    results = [
+        _start(clients, settings, trigger, scope, parameter, [d for d in decisions if d.cluster == cluster])
+        for cluster in sorted({d.cluster for d in rollouts})
+    ]
+    for result in results:  # a cluster whose rollout already ran and ended: its drift persists
+        if drift is not None and result.drift is not None:
+            drift.update(result.drift)
+    status = next((s for s in _STATUS_ORDER if any(r.status == s for r in results)), results[0].status)
+    first = next((r for r in results if r.status == status), results[0])
+    return DispatchResult(
+        status,
+        "; ".join(r.reason for r in results),
+        first.execution_name,
+        first.execution_arn,
+        decisions,
+        drift,
+        executions=[r.execution_arn or r.execution_name or "" for r in results],
+    )
+
+
+# The status of an event that started several rollouts (one per cluster): the most telling one.
+_STATUS_ORDER = ("started", "retried", "drift_backoff", "duplicate")
+
+
+def _start(
+    clients: AwsClients,
+    settings: Settings,
+    trigger: Trigger,
+    scope: Scope,
+    parameter: ParameterValue,
+    decisions: list[Decision],
+) -> DispatchResult:
+    """StartExecution for one cluster's node groups (deterministic name: a duplicate finds its execution)."""
+    rollouts = [d for d in decisions if d.needs_rollout]
+    cluster = rollouts[0].cluster
     name = execution_name(trigger.kind, scope, parameter, decisions, trigger.after)
-    # One execution holds 25,000 history events: a large scope goes in batches. When an execution named `more-...`
-    # succeeds, RolloutSucceededRule runs the sweep again, which reconciles from current state and starts the next
-    # batch. The mark counts every node group in scope (stable while the rollout progresses, so duplicates keep the
-    # name); small scopes are never continued, so no unrelated success retries a failed rollout.
+    # Batches: a scope with more node groups in scope than MAX_NODEGROUPS_PER_ROLLOUT goes in executions named
+    # `more-...`; when one succeeds, RolloutSucceededRule runs the sweep again, which reconciles from current state
+    # and starts the next batch (it waits for the cluster's lease like any rollout). The mark counts every node group
+    # in scope (stable while the rollout progresses, so duplicates keep the name); small scopes are never continued.
     in_scope = sum(1 for d in decisions if d.outcome is not Outcome.OUT_OF_SCOPE)
     if in_scope > settings.max_nodegroups_per_rollout:
         name = f"{MORE}{name}"[:80]
@@ -148,16 +187,18 @@ def dispatch(event: dict[str, Any], clients: AwsClients, settings: Settings) -> 
     document = execution_input(trigger.event_id, trigger.kind, parameter, settings, batch)
     arn = start_execution(clients.sfn, settings.state_machine_arn, name, document)
     if arn is None:
-        if drift is not None:
-            return _sweep_again(clients, settings, name, document, decisions, scope.clusters)
+        if trigger.kind == "sweep":
+            return _sweep_again(clients, settings, name, document, decisions, (cluster,))
         logger.info("duplicate change", extra={"execution_name": name})
         return DispatchResult("duplicate", "this change already has its rollout", name, decisions=decisions)
     logger.info(
         "rollout started",
         extra={"execution_name": name, "execution_arn": arn, "nodegroups": len(batch), "later": later},
     )
-    reason = f"{len(batch)} node group(s) to roll" + (f", {later} more when this rollout succeeds" if later else "")
-    return DispatchResult("started", reason, name, arn, decisions, drift)
+    reason = f"{len(batch)} node group(s) to roll in {cluster}" + (
+        f", {later} more when this rollout succeeds" if later else ""
+    )
+    return DispatchResult("started", reason, name, arn, decisions)
 
 
 def _sweep_again(

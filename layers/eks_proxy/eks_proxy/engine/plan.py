@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,9 @@ from eks_proxy.proxy.value import ProxyConfig
 
 if TYPE_CHECKING:
     from eks_proxy.engine.scope import Scope
+
+# DescribeNodegroup statuses while an update of the node group runs (its launch template version is about to move).
+UPDATING_STATUSES = frozenset({"UPDATING"})
 
 
 # Concurrent reads of plan_scope: well within EKS's and EC2's request rates, and under botocore's default
@@ -120,7 +123,20 @@ def _plan_one(
     lt = state.launch_template
     if scope.kind == "launch_template" and not scope.uses_template(lt.id if lt else None, lt.name if lt else None):
         return None
-    return decide(clients, settings, state, config, cache.get(clients, cluster))
+    return _landing(state, decide(clients, settings, state, config, cache.get(clients, cluster)))
+
+
+def _landing(state: NodegroupState, decision: Decision) -> Decision:
+    """A node group being updated (ours, a teammate's, a revert) still reports the version it is leaving: "up to
+    date" says nothing about where it is going. It needs a rollout, whose refresh waits for that update to land and
+    decides from the version it landed on."""
+    if state.status in UPDATING_STATUSES and decision.outcome is Outcome.UP_TO_DATE:
+        return replace(
+            decision,
+            outcome=Outcome.CREATE_VERSION,
+            reason=f"node group is {state.status}: decided again once that update lands",
+        )
+    return decision
 
 
 def plan_scope(

@@ -12,13 +12,12 @@ from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.ec2 import create_template_version, template_id_of
 from eks_proxy.aws.eks import NodegroupNotFound, describe_nodegroup
 from eks_proxy.config import Settings
-from eks_proxy.engine.plan import ContextCache, decide
+from eks_proxy.engine.plan import UPDATING_STATUSES, ContextCache, decide
 from eks_proxy.engine.reconcile import client_token, version_description
 from eks_proxy.model import Decision, Outcome
 from eks_proxy.proxy.value import ProxyConfig
 
-# DescribeNodegroup statuses while an update of the node group runs (its launch template version is about to move).
-UPDATING_STATUSES = frozenset({"UPDATING"})
+__all__ = ["UPDATING_STATUSES", "NodegroupUpdating", "refresh_launch_template"]
 
 
 class NodegroupUpdating(RuntimeError):
