@@ -141,14 +141,14 @@ def outcome_logs() -> Iterator[list[str]]:
         },
     )
     buffer = structured_logs(module)
-    for index, outcome in enumerate(sorted(steps._OUTCOME_METRIC)):
+    for index, outcome in enumerate(sorted(steps._OUTCOME_METRICS)):
         item: dict[str, Any] = {
             "refresh": {"outcome": "create_version", "launch_template": {"id": "lt-1"}, "version_before": 1,
                         "version_after": 2, "reason": "proxy configuration differs"},
             "update": {"status": "Failed" if outcome == "failed" else "Successful", "update_id": "u-1"},
         }  # fmt: skip
-        if outcome == "failed":
-            item["rollback"] = {"status": "started"}
+        if outcome == "rolled_back":
+            item["rollback"] = {"status": "Successful", "update_id": "u-2", "version": 1}
         event = {"action": "record", "change_id": f"change-{index}", "cluster": "prod",
                  "nodegroup": f"ng-{outcome}", "outcome": outcome, "item": item}  # fmt: skip
         module.lambda_handler(event, FakeContext())
@@ -251,20 +251,21 @@ def test_the_outcomes_query_shows_every_outcome_a_nodegroup_can_end_in(
     query = saved_queries()["eks-proxy/how each node group ended"]["QueryString"]
     rows = run_query(query, events_from_lines([*demo_logs, *outcome_logs]))
     last = {row["nodegroup"]: row for row in rows}
-    for outcome in steps._OUTCOME_METRIC:  # every outcome the record step writes
+    for outcome in steps._OUTCOME_METRICS:  # every outcome the record step writes
         assert last[f"ng-{outcome}"]["last_outcome"] == outcome, (outcome, rows)
-    assert last["ng-failed"]["rollback"] == "started"  # rolled back
+    assert last["ng-rolled_back"]["rollback"] == "Successful"  # the rollback, awaited
     assert last["no-template"]["last_outcome"] == "out_of_scope"
     assert last["no-template"]["what_to_do"].startswith("recreate the node group with a launch template")
     assert last["al2023-apps"]["last_outcome"] == "rolled"
     listed = set(re.findall(r'"(\w+)"', query.split("| stats")[0]))
-    assert set(steps._OUTCOME_METRIC) | {"rolled_back", "gone", "moved_on", "rollback_failed", "out_of_scope"} <= listed
+    assert set(steps._OUTCOME_METRICS) | {"out_of_scope"} <= listed
 
 
 def test_the_failures_query_finds_the_failures(demo_logs: list[str], outcome_logs: list[str]) -> None:
     query = saved_queries()["eks-proxy/failures"]["QueryString"]
     rows = run_query(query, events_from_lines([*demo_logs, *outcome_logs]))
-    assert any(row.get("nodegroup") == "ng-failed" and row.get("outcome") == "failed" for row in rows)
+    for outcome in ("failed", "rolled_back", "rollback_failed", "moved_on", "not_started"):
+        assert any(row.get("nodegroup") == f"ng-{outcome}" and row.get("outcome") == outcome for row in rows), outcome
     assert any(row.get("message") == "rollout failed" for row in rows)  # the demo's dead proxy, stopped by preflight
     assert not any(row.get("outcome") == "rolled" for row in rows)
 

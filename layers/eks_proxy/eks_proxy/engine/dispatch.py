@@ -139,18 +139,24 @@ def dispatch(event: dict[str, Any], clients: AwsClients, settings: Settings) -> 
         return DispatchResult("up_to_date", f"nothing to change in {scope.key}", decisions=decisions, drift=drift)
     # One execution per cluster: the lease that keeps two rollouts out of one cluster is per cluster, and a rollout
     # that finds it taken waits for it (the change is never lost: it runs next).
+    clusters = sorted({d.cluster for d in rollouts})
     results = [
         _start(clients, settings, trigger, scope, parameter, [d for d in decisions if d.cluster == cluster])
-        for cluster in sorted({d.cluster for d in rollouts})
+        for cluster in clusters
     ]
     for result in results:  # a cluster whose rollout already ran and ended: its drift persists
         if drift is not None and result.drift is not None:
             drift.update(result.drift)
     status = next((s for s in _STATUS_ORDER if any(r.status == s for r in results)), results[0].status)
     first = next((r for r in results if r.status == status), results[0])
+    reason = (
+        results[0].reason
+        if len(results) == 1
+        else "; ".join(f"{c}: {r.reason}" for c, r in zip(clusters, results, strict=True))
+    )
     return DispatchResult(
         status,
-        "; ".join(r.reason for r in results),
+        reason,
         first.execution_name,
         first.execution_arn,
         decisions,
@@ -195,9 +201,7 @@ def _start(
         "rollout started",
         extra={"execution_name": name, "execution_arn": arn, "nodegroups": len(batch), "later": later},
     )
-    reason = f"{len(batch)} node group(s) to roll in {cluster}" + (
-        f", {later} more when this rollout succeeds" if later else ""
-    )
+    reason = f"{len(batch)} node group(s) to roll" + (f", {later} more when this rollout succeeds" if later else "")
     return DispatchResult("started", reason, name, arn, decisions)
 
 
