@@ -78,7 +78,7 @@ class Rig:
     env: dict[str, str]
     faults: list[Fault] = field(default_factory=list)
     verify_fails: set[str] = field(default_factory=set)
-    records: list[dict[str, Any]] = field(default_factory=list)  # every `record` result, in order
+    records: list[dict[str, Any]] = field(default_factory=list)  # every `record` result (and settle's), in order
     update_owner: dict[str, str] = field(
         default_factory=dict
     )  # update id -> change id of the execution that started it

@@ -175,29 +175,8 @@ def out_of_order(rig: Rig) -> None:
     rig.dispatch(event_id="event-a")
 
 
-ABANDONED = (
-    "clause 1: a failure inside the inline Map stops the other iterations: ng-c's update, in flight, is never awaited "
-    "or verified, and nothing reports it"
-)
-NOT_REPORTED = "clause 1: after the canary fails, the node groups never started get no record and no alarm names them"
 # scenario id -> the invariant clause today's engine breaks
-XFAIL: dict[str, str] = {
-    "refresh-fails": ABANDONED,
-    "update-start-fails": ABANDONED,
-    "update-failed-PodEvictionFailure": ABANDONED,
-    "verification-fails": ABANDONED,
-    "rollback-fails": ABANDONED,
-    "lambda-retry-after-rollback": ABANDONED,
-    "canary-update-cancelled-NodeCreationFailure": NOT_REPORTED,
-    "nodegroup-deleted-at-start_update": (
-        "clause 1: UpdateNodegroupVersion of the deleted ng-b fails the node group and with it the Map, abandoning "
-        "ng-c in flight (never verified)"
-    ),
-    "lambda-retry-after-start_update": (
-        "clause 1: start_update run twice sees its own update as someone else's (stale), refresh waits for it and "
-        "records the canary up to date: its new nodes are never verified"
-    ),
-}
+XFAIL: dict[str, str] = {}
 
 SCENARIOS: list[tuple[str, Scenario]] = [
     ("baseline", _change),
@@ -304,7 +283,6 @@ def test_the_checker_sees_each_clause_broken(world: World) -> None:
 # -- random interleavings ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_REPORTED + " (its first example scripts the canary's update to fail)")
 def test_random_interleavings_keep_the_invariant(moto_server: MotoServer) -> None:
     """hypothesis stateful testing: each rule arms one thing production does at a random step of the rollout (a value
     change, a teammate's update, a deletion, the daily sweep, a Lambda retry) or scripts a failing update; the

@@ -120,7 +120,7 @@ def assess(decision: Decision, last: LastRollout | None) -> FleetRow:
     if last is not None and last.outcome in _RECORDED:
         return FleetRow(decision, last.outcome, last.summary, "", last)
     if last is not None and last.outcome in {"failed", "not_started"}:
-        state = "rolled_back" if "rolled back" in last.summary else "failed"
+        state = "rolled_back" if last.outcome == "failed" and "rolled back" in last.summary else "failed"
         return FleetRow(decision, state, last.summary, "see `eks-proxy status` and the eks-proxy/failures query", last)
     if last is not None and last.outcome == "not_reached" and last.execution_status != "SUCCEEDED":
         return FleetRow(

@@ -126,10 +126,15 @@ def settle(plan: Mapping[str, Any], superseded: str | None = None) -> dict[str, 
     bad = [r for r in results if r["outcome"] in FAILURES]
     lost = [r for r in results if r["outcome"] == "not_started"]
     tally = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(counts.items()))
-    if bad or (lost and not bad):
-        shown = (bad or lost)[:10]
-        more = f"; and {len(bad or lost) - len(shown)} more" if len(bad or lost) > len(shown) else ""
-        summary = "; ".join(r["summary"] for r in shown) + more + f" ({tally})"
+    if bad or lost:
+        shown = bad[:10]
+        more = f"; and {len(bad) - len(shown)} more failed" if len(bad) > len(shown) else ""
+        parts = [r["summary"] for r in shown]
+        if lost:  # every node group left as it was is named, so the alarm says which ones still lack the value
+            names = [f"{r['cluster']}/{r['nodegroup']}" for r in lost]
+            why = "" if bad else f" ({lost[0]['summary'].split(' not started: ', 1)[-1]})"
+            parts.append(f"not started{why}: {', '.join(names[:100])}" + (" ..." if len(names) > 100 else ""))
+        summary = "; ".join(parts) + more + f" ({tally})"
     else:
         summary = f"rollout done ({tally or 'nothing to do'})"
     return {"failed": bool(bad or lost), "summary": summary[:4000], "counts": counts, "results": results}
