@@ -107,5 +107,5 @@ def test_a_newer_value_naming_a_missing_bundle_does_not_supersede_a_running_roll
     stubs.during_preflight.append(lambda: world.put_proxy(VALUE))  # names /eks-proxy/ca-bundle, which does not exist
     execution = finished(world, started["execution_arn"])
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
-    outcomes = {r["nodegroup"]: r["outcome"] for wave in json.loads(execution["output"])["results"] for r in wave}
+    outcomes = {r["nodegroup"]: r["outcome"] for r in json.loads(execution["output"])["results"]}
     assert outcomes == {n: "rolled" for n in NODEGROUPS}

@@ -25,6 +25,7 @@ from testkit.cfn_template import (
     ACCOUNT,
     REGION,
     REPO,
+    STACK_NAME,
     ParameterRejected,
     Stack,
     load_template,
@@ -644,8 +645,12 @@ def test_parameter_reads_name_the_one_parameter(iam: tuple[str, list[Grant], dic
 
 def test_rollout_and_alarm_grants(iam: tuple[str, list[Grant], dict[str, list[str]]]) -> None:
     _, found, _ = iam
-    (start,) = actions_of(found, "states:StartExecution")
-    assert (start.role, start.resources) == ("DispatchFunctionRole", ("ref:RolloutStateMachine",))
+    starts = {(g.role, g.resources) for g in actions_of(found, "states:StartExecution")}
+    assert starts == {
+        ("DispatchFunctionRole", ("ref:RolloutStateMachine",)),
+        # the Distributed Map starts its child executions of the same state machine (named <stack>-rollout)
+        ("RolloutStateMachineRole", (f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK_NAME}-rollout",)),
+    }
     publishers = actions_of(found, "sns:Publish")
     assert {g.role for g in publishers} == {"DispatchFunctionRole", "RolloutStepFunctionRole"}  # not the state machine
     assert "RolloutStateMachineRole" not in {g.role for g in actions_of(found, "kms:GenerateDataKey*")}
