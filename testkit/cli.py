@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from eks_proxy.proxy.value import ProxyConfig
+
     from testkit.engine_world import World
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "eks-proxy"
@@ -39,3 +41,27 @@ def block(stdout: str, cluster: str, nodegroup: str) -> str:
 def version_count(world: World) -> int:
     """Launch template versions in the world, all templates together (plan must never add one)."""
     return sum(len(world.versions(name)) for name in world.templates)
+
+
+def roll_out(world: World, cluster: str, nodegroups: list[str], config: ProxyConfig) -> None:
+    """What a finished rollout leaves behind: each node group on a version carrying `config` (refresh + update)."""
+    from eks_proxy.aws.clients import AwsClients
+    from eks_proxy.config import Settings
+    from eks_proxy.engine.refresh import refresh_launch_template
+
+    from testkit import moto_eks_updates
+
+    clients = AwsClients()
+    settings = Settings(cluster_names=(cluster,), alarm_topic_arn="")
+    eks = world.clients["eks"]
+    for nodegroup in nodegroups:
+        decision = refresh_launch_template(clients, settings, cluster, nodegroup, config)
+        assert decision.target_version and decision.launch_template
+        moto_eks_updates.script(cluster, nodegroup, polls=0)
+        update = eks.update_nodegroup_version(
+            clusterName=cluster,
+            nodegroupName=nodegroup,
+            launchTemplate=decision.launch_template.for_update(decision.target_version),
+        )["update"]
+        described = eks.describe_update(name=cluster, nodegroupName=nodegroup, updateId=update["id"])["update"]
+        assert described["status"] == "Successful"  # the scripted update lands when it is described

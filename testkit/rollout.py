@@ -100,3 +100,16 @@ def rolled_out(world: World) -> str:
 def update_calls(nodegroup: str) -> list[str]:
     """The launch template versions UpdateNodegroupVersion was asked for, for one node group, in order."""
     return [c["launchTemplate"]["version"] for c in moto_eks_updates.CALLS if c["nodegroup"] == nodegroup]
+
+
+def history(world: World, arn: str) -> list[dict[str, Any]]:
+    """The execution's history events (moto returns all of a test's in one page)."""
+    sfn = world.clients["stepfunctions"]
+    return sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]  # type: ignore[no-any-return]
+
+
+def steps(action: str) -> list[dict[str, Any]]:
+    """The rollout step's invocations for one action, in order."""
+    return [
+        e for name, e in moto_lambda_handlers.INVOCATIONS if name == "eks-proxy-rollout-step" and e["action"] == action
+    ]

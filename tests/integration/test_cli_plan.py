@@ -20,7 +20,7 @@ from eks_proxy.proxy.value import parse_proxy_value
 
 from demo.scenario import CASES, CLUSTER, FIRST_PROXY, build_demo_world
 from testkit import moto_eks_updates
-from testkit.cli import COMMAND, assert_refused, plan, version_count
+from testkit.cli import COMMAND, assert_refused, plan, roll_out, version_count
 from testkit.cli import block as block_of
 from testkit.engine_world import World
 from testkit.moto_server import MotoServer
@@ -42,21 +42,7 @@ def block(stdout: str, nodegroup: str) -> str:
 
 def roll(world: World) -> None:
     """What a finished rollout leaves behind: each in-scope node group on a version carrying the configuration."""
-    clients = AwsClients()
-    settings = Settings(cluster_names=(CLUSTER,), alarm_topic_arn="")
-    config = parse_proxy_value(FIRST_PROXY)
-    eks = world.clients["eks"]
-    for nodegroup in IN_SCOPE:
-        decision = refresh_launch_template(clients, settings, CLUSTER, nodegroup, config)
-        assert decision.target_version and decision.launch_template
-        moto_eks_updates.script(CLUSTER, nodegroup, polls=0)
-        update = eks.update_nodegroup_version(
-            clusterName=CLUSTER,
-            nodegroupName=nodegroup,
-            launchTemplate=decision.launch_template.for_update(decision.target_version),
-        )["update"]
-        status = eks.describe_update(name=CLUSTER, nodegroupName=nodegroup, updateId=update["id"])["update"]["status"]
-        assert status == "Successful"
+    roll_out(world, CLUSTER, IN_SCOPE, parse_proxy_value(FIRST_PROXY))
 
 
 def test_first_plan_shows_every_case_and_exits_3(world: World) -> None:

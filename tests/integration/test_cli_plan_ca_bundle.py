@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 from eks_proxy.aws.clients import AwsClients
 from eks_proxy.aws.ssm import attach_ca_bundle
-from eks_proxy.config import Settings
-from eks_proxy.engine.refresh import refresh_launch_template
 from eks_proxy.proxy.value import parse_proxy_value
 
 from demo.scenario import CASES, CLUSTER, FIRST_PROXY, build_demo_world
 from testkit import moto_eks_updates
 from testkit.ca_pem import ca_pem
-from testkit.cli import assert_refused, plan, version_count
+from testkit.cli import assert_refused, plan, roll_out, version_count
 from testkit.cli import block as block_of
 from testkit.engine_world import World
 from testkit.moto_server import MotoServer
@@ -46,21 +44,7 @@ def world(moto_server: MotoServer) -> Iterator[World]:
 
 def rolled(world: World) -> None:
     """Every in-scope node group on a version that carries the value and the 2026 CA (a finished rollout)."""
-    clients = AwsClients()
-    config = attach_ca_bundle(clients.ssm, parse_proxy_value(VALUE))
-    settings = Settings(cluster_names=(CLUSTER,), alarm_topic_arn="")
-    eks = world.clients["eks"]
-    for nodegroup in IN_SCOPE:
-        decision = refresh_launch_template(clients, settings, CLUSTER, nodegroup, config)
-        assert decision.target_version and decision.launch_template
-        moto_eks_updates.script(CLUSTER, nodegroup, polls=0)
-        update = eks.update_nodegroup_version(
-            clusterName=CLUSTER,
-            nodegroupName=nodegroup,
-            launchTemplate=decision.launch_template.for_update(decision.target_version),
-        )["update"]
-        described = eks.describe_update(name=CLUSTER, nodegroupName=nodegroup, updateId=update["id"])["update"]
-        assert described["status"] == "Successful"  # the scripted update lands when it is described
+    roll_out(world, CLUSTER, IN_SCOPE, attach_ca_bundle(AwsClients().ssm, parse_proxy_value(VALUE)))
 
 
 def test_the_bundle_in_place_is_up_to_date(world: World) -> None:

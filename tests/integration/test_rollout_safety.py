@@ -29,7 +29,7 @@ from testkit import moto_eks_updates, moto_lambda_handlers
 from testkit.engine_world import ACCOUNT, REGION, FakeContext, World
 from testkit.moto_server import MotoServer
 from testkit.repo import load_event, load_handler
-from testkit.rollout import NODEGROUPS, Stubs, dispatch, finished, rollout_world, update_calls
+from testkit.rollout import NODEGROUPS, Stubs, dispatch, finished, history, rollout_world, steps, update_calls
 
 PINNED = {"name": "/eks-proxy/config", "version": 1}
 
@@ -43,17 +43,6 @@ def stubs() -> Stubs:
 def world(moto_server: MotoServer, stubs: Stubs) -> Iterator[World]:
     with rollout_world(moto_server, stubs) as w:
         yield w
-
-
-def history(world: World, arn: str) -> list[dict[str, Any]]:
-    sfn = world.clients["stepfunctions"]
-    return sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]  # type: ignore[no-any-return]
-
-
-def steps(action: str) -> list[dict[str, Any]]:
-    return [
-        e for name, e in moto_lambda_handlers.INVOCATIONS if name == "eks-proxy-rollout-step" and e["action"] == action
-    ]
 
 
 STEP = "eks-proxy-rollout-step"
